@@ -1,0 +1,3 @@
+"""authgate: an authentication server."""
+
+__version__ = "0.1.0"

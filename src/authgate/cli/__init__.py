@@ -1,0 +1,1 @@
+"""The ``authgate`` command: serve, migrate, keys, version."""

@@ -1,0 +1,84 @@
+"""``authgate audit``: read the audit log."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import URL
+
+from authgate.domain.models import AuditEvent
+from authgate.storage.engine import create_engine
+from authgate.storage.unit_of_work import SqlUnitOfWork
+
+_AGE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class AuditArgumentError(ValueError):
+    pass
+
+
+def parse_since(value: str | None, *, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    match = _AGE.match(value.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise AuditArgumentError(
+            f"--since: {value!r} is neither an ISO 8601 time nor an age like 12h"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_user(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise AuditArgumentError(f"--user: {value!r} is not a user id (UUID)") from None
+
+
+def render(event: AuditEvent, *, as_json: bool) -> str:
+    fields = {
+        "occurred_at": event.occurred_at.isoformat(),
+        "event": event.name,
+        "user_id": str(event.user_id) if event.user_id else None,
+        "session_id": str(event.session_id) if event.session_id else None,
+        "reason": event.reason,
+        "provider": event.provider,
+        "client_address": event.client_address,
+        "user_agent": event.user_agent,
+    }
+    if as_json:
+        return json.dumps(fields)
+    shown = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and k != "event")
+    return f"{fields['occurred_at']} {event.name:<24} {shown}"
+
+
+async def print_audit(
+    url: URL, *, user: str | None, since: str | None, limit: int, as_json: bool
+) -> int:
+    try:
+        user_id = parse_user(user)
+        # The CLI is a composition root: reading the wall clock here is its job.
+        since_at = parse_since(since, now=datetime.now(UTC))
+    except AuditArgumentError as exc:
+        print(f"authgate: error: {exc}", file=sys.stderr)
+        return 2
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            events = await uow.audit.list(user_id=user_id, since=since_at, limit=limit)
+    finally:
+        await engine.dispose()
+    for event in events:
+        print(render(event, as_json=as_json))
+    return 0

@@ -1,0 +1,204 @@
+"""The ``authgate`` command line. The CLI's composition root: it reads settings,
+prepares keys and the database, then hands over to uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from authgate import __version__
+from authgate.config import SUPPORTED_ALGORITHMS, Settings, SettingsError, load_settings
+from authgate.crypto.keys import KeyError_, load_private_key, make_signing_key, write_key_pair
+
+logger = logging.getLogger("authgate")
+
+
+class CliError(Exception):
+    """A one-line, user-facing reason to stop."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: value
+        for name in ("host", "port", "workers")
+        if (value := getattr(args, name, None)) is not None
+    }
+    return load_settings(**overrides)
+
+
+def _configure_logging(settings: Settings) -> None:
+    from authgate.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from authgate.storage.engine import is_sqlite
+    from authgate.storage.migrate import upgrade_url
+    from authgate.web.app import resolve_key_set
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    # Before forking workers: create development keys once and fail fast on bad ones.
+    key_set = resolve_key_set(settings)
+    logger.info("signing with %s key kid=%s", key_set.signing.algorithm, key_set.signing.kid)
+    url = settings.effective_database_url
+    if settings.auto_migrate:
+        asyncio.run(upgrade_url(url))
+        logger.info("database %s is at the latest migration", url.render_as_string())
+    elif is_sqlite(url):
+        logger.info("AUTO_MIGRATE=false: not migrating %s", url.render_as_string())
+    trusted = settings.trusted_proxy_list
+    uvicorn.run(
+        "authgate.web.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        # Only our own TRUSTED_PROXIES may set the client address; uvicorn would
+        # otherwise believe X-Forwarded-For from 127.0.0.1.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
+        log_level=settings.log_level,
+        # None: keep the logging configured above (and in each worker's factory).
+        log_config=None,
+        access_log=settings.access_log,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from authgate.storage.migrate import offline_sql, upgrade_url
+
+    settings = load_settings()
+    url = settings.effective_database_url
+    if args.sql:
+        sys.stdout.write(offline_sql(url))
+        return 0
+    _configure_logging(settings)
+    asyncio.run(upgrade_url(url))
+    logger.info("database %s is at the latest migration", url.render_as_string())
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    private_path, public_path = write_key_pair(Path(args.out), args.algorithm)
+    kid = make_signing_key(load_private_key(private_path), args.algorithm).kid
+    print(f"JWT_PRIVATE_KEY_PATH={private_path}")
+    print(f"JWT_PUBLIC_KEY_PATH={public_path}")
+    print(f"JWT_ALGORITHM={args.algorithm}")
+    print(f"# kid {kid}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from authgate.cli.audit import print_audit
+
+    settings = load_settings()
+    return asyncio.run(
+        print_audit(
+            settings.effective_database_url,
+            user=args.user,
+            since=args.since,
+            limit=args.limit,
+            as_json=args.json,
+        )
+    )
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(f"authgate {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authgate",
+        description="Authentication server. Settings come from the environment and .env "
+        "(see .env.example).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="apply migrations and serve HTTP",
+        description="Apply pending migrations (unless AUTO_MIGRATE=false), create development "
+        "keys on first run when JWT_PRIVATE_KEY_PATH is unset, and serve.",
+    )
+    serve.add_argument("--host", help="listen address (HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (PORT, default 3000)")
+    serve.add_argument("--workers", type=int, help="worker processes (WORKERS, default 1)")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Bring the database named by DATABASE_URL (or MYSQL_*) to the latest schema.",
+    )
+    migrate.add_argument(
+        "--sql", action="store_true", help="print the DDL for the database's dialect instead"
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    keys = commands.add_parser("keys", help="manage signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    generate = keys_commands.add_parser(
+        "generate",
+        help="write a new PEM key pair",
+        description="Write jwt-private.pem (mode 0600) and jwt-public.pem into --out, for "
+        "JWT_PRIVATE_KEY_PATH and JWT_PUBLIC_KEY_PATH. Never overwrites.",
+    )
+    generate.add_argument("--out", required=True, help="directory to write the pair into")
+    generate.add_argument("--algorithm", choices=SUPPORTED_ALGORITHMS, default="RS256")
+    generate.set_defaults(handler=cmd_keys_generate)
+
+    audit = commands.add_parser(
+        "audit",
+        help="print security events from the audit log",
+        description="Print audit events (sign-ups, sign-ins and failures, refreshes, reuse "
+        "detections, revocations, provider links, lockouts), oldest first.",
+    )
+    audit.add_argument("--user", help="only events of this user id")
+    audit.add_argument(
+        "--since",
+        help="only events at or after this time: ISO 8601 (2026-11-22T10:00:00Z) or an age "
+        "such as 30m, 12h, 7d",
+    )
+    audit.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.set_defaults(handler=cmd_audit)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except (SettingsError, KeyError_, CliError) as exc:
+        print(f"authgate: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"authgate: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        from authgate.errors import Unavailable
+
+        if isinstance(exc, DBAPIError | Unavailable):
+            print(f"authgate: error: database unreachable: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return result

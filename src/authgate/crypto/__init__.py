@@ -1,0 +1,1 @@
+"""Password hashing, key loading, JWT signing and verification, refresh-token secrets."""

@@ -1,0 +1,106 @@
+"""argon2id password hashing, run off the event loop.
+
+argon2-cffi releases the GIL while hashing, so a small dedicated thread pool (one
+thread per core by default) uses every core while the event loop keeps serving
+token verification, refreshes and JWKS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from argon2 import PasswordHasher as _Argon2
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from authgate.errors import Unavailable
+
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class Argon2Parameters:
+    # OWASP Password Storage Cheat Sheet, argon2id option 2: m=19 MiB, t=2, p=1.
+    time_cost: int = 2
+    memory_kib: int = 19_456
+    parallelism: int = 1
+
+
+def normalize_password(password: str) -> str:
+    """NFKC, so the same passphrase typed on two keyboards (composed or decomposed
+    accents, full-width digits) is one password. Never trimmed, never truncated."""
+    return unicodedata.normalize("NFKC", password)
+
+
+class Argon2PasswordHasher:
+    def __init__(
+        self, parameters: Argon2Parameters, *, workers: int = 0, max_pending: int = 128
+    ) -> None:
+        self.parameters = parameters
+        # Hashing is the one CPU-bound step a stranger can trigger. Past this many
+        # queued or running jobs a request is refused at once (503) instead of
+        # waiting seconds: latency stays bounded and the event loop keeps serving
+        # refreshes, token checks and JWKS.
+        self._max_pending = max_pending
+        self._pending = 0
+        self._hasher = _Argon2(
+            time_cost=parameters.time_cost,
+            memory_cost=parameters.memory_kib,
+            parallelism=parameters.parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2"
+        )
+        # Hashed once, so an unknown email costs exactly one verification too.
+        self._dummy_hash = self._hasher.hash("authgate dummy password, never matches")
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def _run(self, function: Callable[..., _R], *args: str) -> _R:
+        # One event loop per process: the counter needs no lock.
+        if self._pending >= self._max_pending:
+            raise Unavailable(
+                "The server is busy; try again shortly.",
+                detail_for_log=f"password hashing queue full ({self._max_pending})",
+            )
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, function, *args)
+        finally:
+            self._pending -= 1
+
+    async def hash(self, password: str) -> str:
+        return await self._run(self._hasher.hash, normalize_password(password))
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await self._run(self._verify_sync, password_hash, normalize_password(password))
+
+    async def verify_dummy(self, password: str) -> None:
+        await self._run(self._verify_sync, self._dummy_hash, normalize_password(password))
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except (InvalidHashError, ValueError):
+            return True
+
+    def _verify_sync(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

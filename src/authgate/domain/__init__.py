@@ -1,0 +1,1 @@
+"""Value objects and ports (Protocols); no I/O, no framework imports."""

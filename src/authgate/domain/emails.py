@@ -1,0 +1,47 @@
+"""Email addresses: syntax check and the normalized key that makes them unique."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+from authgate.errors import InvalidInput
+
+# RFC 5321 limits a forward path to 256 octets including the brackets; 254
+# characters is the usable maximum for an address.
+MAX_EMAIL_LENGTH = 254
+
+
+@dataclass(frozen=True, slots=True)
+class EmailAddress:
+    display: str
+    key: str
+
+
+def email_key(address: str) -> str:
+    """NFKC + casefold of the whole address: ``Cow@Cow.jp`` and ``cow@cow.jp`` are one
+    account. Applied identically before every insert and lookup, so the unique index
+    behaves the same on SQLite and MariaDB."""
+    return unicodedata.normalize("NFKC", address).casefold()
+
+
+def parse_email(raw: str) -> EmailAddress:
+    candidate = raw.strip()
+    if not candidate or len(candidate) > MAX_EMAIL_LENGTH:
+        raise InvalidInput("The email address is not valid.")
+    try:
+        result = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"The email address is not valid: {exc}") from None
+    return EmailAddress(display=result.normalized, key=email_key(result.normalized))
+
+
+def lookup_key(raw: str) -> str:
+    """The key to look an account up by. An address that does not parse still gets a
+    key (which matches no account), so callers take the same path either way."""
+    try:
+        return parse_email(raw).key
+    except InvalidInput:
+        return email_key(raw.strip())

@@ -1,0 +1,117 @@
+"""Value objects shared by services and adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UUID
+    # None for a provider account whose token carried no email.
+    email: str | None
+    # NFKC + casefold of the whole address; the unique index is on this column.
+    # None when the address is unverified: an unverified address claims nothing,
+    # so nobody can squat someone else's email through an unverified identity.
+    email_key: str | None
+    email_verified: bool
+    given_name: str
+    family_name: str
+    display_name: str
+    password_hash: str | None
+    created_at: datetime
+
+    @property
+    def full_name(self) -> str:
+        if self.display_name:
+            return self.display_name
+        return " ".join(part for part in (self.given_name, self.family_name) if part)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """An external identity linked to a user, keyed on (provider, subject)."""
+
+    id: UUID
+    user_id: UUID
+    provider: str
+    subject: str
+    email: str | None
+    email_verified: bool
+    created_at: datetime
+    last_used_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A refresh-token family: everything descended from one sign-in."""
+
+    id: UUID
+    user_id: UUID
+    created_at: datetime
+    # Fixed at sign-in: no amount of rotation extends a session past this.
+    absolute_expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    id: UUID
+    session_id: UUID
+    parent_id: UUID | None
+    # SHA-256 (hex) of the token; the token itself is never stored.
+    token_hash: str
+    issued_at: datetime
+    expires_at: datetime
+    rotated_at: datetime | None = None
+    # The successor token, sealed under a key derived from *this* token, which
+    # only the client holds: lets a retry inside the leeway get the same successor
+    # without the database ever holding a usable token.
+    successor_sealed: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified content of one of our access tokens."""
+
+    subject: str
+    session_id: str
+    email: str
+    given_name: str
+    family_name: str
+    name: str
+    issued_at: datetime
+    expires_at: datetime
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who sent a request, for audit and throttling; never used for authorization."""
+
+    address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One security event. Never carries a password or a token."""
+
+    name: str
+    occurred_at: datetime
+    user_id: UUID | None = None
+    session_id: UUID | None = None
+    reason: str | None = None
+    provider: str | None = None
+    client_address: str | None = None
+    user_agent: str | None = None

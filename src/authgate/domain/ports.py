@@ -1,0 +1,157 @@
+"""Ports: the small interfaces services depend on. Adapters live in storage/ and crypto/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, Protocol, Self
+from uuid import UUID
+
+from authgate.domain.models import (
+    AccessClaims,
+    AuditEvent,
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    User,
+)
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Insert a user; raise :class:`authgate.errors.EmailTaken` if the email key exists."""
+        ...
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_by_email_key(self, email_key: str) -> User | None: ...
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str | None) -> None: ...
+
+    async def mark_email_verified(self, user_id: UUID, *, email: str, email_key: str) -> None: ...
+
+
+class IdentityRepository(Protocol):
+    async def add(self, identity: IdentityRecord) -> None:
+        """Insert; raise :class:`authgate.errors.IdentityTaken` if (provider, subject) exists."""
+        ...
+
+    async def get(self, provider: str, subject: str) -> IdentityRecord | None: ...
+
+    async def touch(
+        self, identity_id: UUID, *, at: datetime, email: str | None, email_verified: bool
+    ) -> None: ...
+
+    async def list_for_user(self, user_id: UUID) -> list[IdentityRecord]: ...
+
+
+class SessionRepository(Protocol):
+    async def add_session(self, session: SessionRecord) -> None: ...
+
+    async def add_token(self, token: RefreshTokenRecord) -> None: ...
+
+    async def find_token(
+        self, token_hash: str
+    ) -> tuple[RefreshTokenRecord, SessionRecord, User] | None:
+        """A token by hash, with its session and user, in one read.
+
+        No row lock: rotation is decided by :meth:`mark_rotated`'s conditional update,
+        which a concurrent rotation makes match nothing."""
+        ...
+
+    async def mark_rotated(self, token_id: UUID, *, at: datetime, successor_sealed: bytes) -> bool:
+        """Conditionally end a current token; False if another request rotated it first."""
+        ...
+
+    async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None: ...
+
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None: ...
+
+
+class AuditRepository(Protocol):
+    """Append-only: events are added and read, never changed or removed."""
+
+    async def add(self, event: AuditEvent) -> None: ...
+
+    async def list(
+        self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEvent]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the block normally commits; an exception rolls back."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def identities(self) -> IdentityRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """True if the password matches; False for a mismatch or an unreadable hash."""
+        ...
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the work of one verification without any account, so that an unknown
+        email costs the same time as a wrong password."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+class Throttles(Protocol):
+    """Abuse limits. Each check raises :class:`authgate.errors.TooManyRequests`."""
+
+    async def check_ip(self, scope: Literal["auth", "signup", "refresh"], address: str) -> None:
+        """Count one request of ``scope`` from ``address``."""
+        ...
+
+    async def check_account(self, email_key: str) -> None:
+        """Refuse while the account is locked, without counting."""
+        ...
+
+    async def record_failure(self, email_key: str) -> None: ...
+
+    async def record_success(self, email_key: str) -> None: ...
+
+
+class PasswordRule(Protocol):
+    def check(self, password: str, *, email: str, names: Sequence[str]) -> None:
+        """Raise :class:`authgate.errors.WeakPassword` for a refused password."""
+        ...
+
+
+class AccessTokenIssuer(Protocol):
+    @property
+    def ttl_seconds(self) -> int: ...
+
+    def issue(self, user: User, *, session_id: UUID, now: datetime) -> str: ...
+
+
+class AccessTokenVerifier(Protocol):
+    def verify(self, token: str, *, now: datetime) -> AccessClaims:
+        """Return the claims or raise :class:`authgate.errors.InvalidAccessToken`."""
+        ...

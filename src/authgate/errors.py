@@ -1,0 +1,137 @@
+"""Domain errors: a stable machine ``code``, a human message, and no HTTP.
+
+The web layer maps each class to a status code in exactly one place
+(``authgate.web.problems``). Hierarchy::
+
+    AuthError
+    ├── InvalidInput              the request is well-formed JSON but its values are refused
+    │   └── WeakPassword          password too short, too long, or otherwise refused
+    ├── Conflict
+    │   ├── EmailTaken            an account already uses this (normalized) email
+    │   └── IdentityTaken         this provider identity already belongs to an account
+    ├── NotFound
+    │   ├── AccountNotFound       provider sign-in for an identity with no account
+    │   └── ProviderNotEnabled    the named identity provider is not configured
+    ├── Unauthenticated           every 401: the caller did not prove who they are
+    │   ├── InvalidCredentials    unknown email or wrong password (one answer for both)
+    │   ├── InvalidAccessToken    missing, malformed, expired or forged Bearer token
+    │   ├── InvalidRefreshToken   unknown, expired or revoked refresh token
+    │   │   └── RefreshTokenReused  an already-rotated token came back: its family is revoked
+    │   └── InvalidIdToken        a provider's ID token failed verification
+    ├── TooManyRequests           a throttle refused the request; carries retry_after_seconds
+    └── Unavailable               a dependency (database, provider keys) cannot answer now
+        └── ProviderUnavailable   the provider's signing keys cannot be obtained
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class AuthError(Exception):
+    code: str = "auth_error"
+    message: str = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, detail_for_log: str | None = None) -> None:
+        # ``message`` is safe to show to the client; ``detail_for_log`` is not and
+        # only ever reaches the server log (verification failures, for example).
+        self.message = message or type(self).message
+        self.detail_for_log = detail_for_log
+        super().__init__(self.message)
+
+
+class InvalidInput(AuthError):
+    code = "invalid_input"
+    message = "The request contains invalid values."
+
+
+class WeakPassword(InvalidInput):
+    code = "weak_password"
+    message = "The password does not meet the password policy."
+
+
+class Conflict(AuthError):
+    code = "conflict"
+    message = "The request conflicts with existing data."
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    message = "An account with this email already exists."
+
+
+class IdentityTaken(Conflict):
+    code = "identity_taken"
+    message = "This identity is already linked to an account."
+
+
+class NotFound(AuthError):
+    code = "not_found"
+    message = "Not found."
+
+
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+    message = "No account exists for this identity."
+
+
+class ProviderNotEnabled(NotFound):
+    code = "provider_not_enabled"
+    message = "This identity provider is not enabled."
+
+
+class Unauthenticated(AuthError):
+    code = "unauthenticated"
+    message = "Authentication failed."
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid_credentials"
+    message = "The email or password is incorrect."
+
+
+class InvalidAccessToken(Unauthenticated):
+    code = "invalid_token"
+    message = "The access token is missing, malformed, expired or invalid."
+
+
+class InvalidRefreshToken(Unauthenticated):
+    code = "invalid_refresh_token"
+    message = "The refresh token is invalid, expired or revoked."
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    # Same client-facing message as any invalid refresh token: telling a thief
+    # that reuse was detected helps nobody but the thief.
+    code = "invalid_refresh_token"
+    session_id: UUID | None = None  # the revoked family, for the audit trail
+
+
+class InvalidIdToken(Unauthenticated):
+    code = "invalid_id_token"
+    message = "The identity provider's token could not be verified."
+
+
+class TooManyRequests(AuthError):
+    code = "too_many_requests"
+    message = "Too many attempts. Try again later."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after_seconds: int,
+        detail_for_log: str | None = None,
+    ) -> None:
+        super().__init__(message, detail_for_log=detail_for_log)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+class Unavailable(AuthError):
+    code = "unavailable"
+    message = "The service is temporarily unavailable."
+
+
+class ProviderUnavailable(Unavailable):
+    code = "provider_unavailable"
+    message = "The identity provider's signing keys cannot be obtained right now."

@@ -1,0 +1,220 @@
+"""Sign-up and sign-in with an identity provider's ID token (Google, Apple, any OIDC).
+
+An identity is (provider, ``sub``); the email is an attribute, never the key.
+Linking to an existing account by email happens only when the provider vouches
+for the email (``email_verified``). When that account's own email was never
+verified and it holds a password, the password is removed and its sessions are
+revoked: whoever pre-registered the address must not keep access to the account
+its real owner now signs in to (the "pre-account takeover" attack).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authgate.clock import Clock
+from authgate.domain.emails import parse_email
+from authgate.domain.identity import IdTokenVerifier, VerifiedIdentity
+from authgate.domain.models import ClientInfo, IdentityRecord, TokenPair, User
+from authgate.domain.ports import Throttles, UnitOfWork, UnitOfWorkFactory
+from authgate.errors import AccountNotFound, IdentityTaken, InvalidInput, ProviderNotEnabled
+from authgate.services.accounts import clean_name
+from authgate.services.audit import AuditTrail
+from authgate.services.sessions import SessionService
+
+
+@dataclass(frozen=True)
+class ProviderNames:
+    """Names sent by the app (Apple gives them to the app only on the first sign-in)."""
+
+    first_name: str = ""
+    last_name: str = ""
+
+
+class ProviderAccountService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        verifiers: Mapping[str, IdTokenVerifier],
+        sessions: SessionService,
+        audit: AuditTrail,
+        clock: Clock,
+        signup_on_signin: bool,
+        throttles: Throttles,
+    ) -> None:
+        self._throttles = throttles
+        self._uow = uow
+        self._verifiers = verifiers
+        self._sessions = sessions
+        self._audit = audit
+        self._clock = clock
+        self._signup_on_signin = signup_on_signin
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(sorted(self._verifiers))
+
+    async def sign_up(
+        self,
+        provider: str,
+        token: str,
+        *,
+        nonce: str | None,
+        names: ProviderNames,
+        client: ClientInfo,
+    ) -> TokenPair:
+        await self._throttles.check_ip("auth", client.address or "")
+        await self._throttles.check_ip("signup", client.address or "")
+        first, last = clean_name(names.first_name), clean_name(names.last_name)
+        identity = await self._verify(provider, token, nonce)
+        async with self._uow() as uow:
+            if await uow.identities.get(identity.provider, identity.subject) is not None:
+                raise IdentityTaken()
+            user = await self._link_by_email(uow, identity, client)
+            if user is None:
+                user = await self._create(uow, identity, ProviderNames(first, last), client)
+            started = await self._sessions.start(uow, user)
+            await self._audit.add(
+                uow,
+                self._audit.event(
+                    "provider_signup",
+                    client,
+                    user_id=user.id,
+                    session_id=started.session_id,
+                    provider=identity.provider,
+                ),
+            )
+        return self._sessions.tokens_for(started)
+
+    async def sign_in(
+        self, provider: str, token: str, *, nonce: str | None, client: ClientInfo
+    ) -> TokenPair:
+        await self._throttles.check_ip("auth", client.address or "")
+        identity = await self._verify(provider, token, nonce)
+        async with self._uow() as uow:
+            user = await self._known_user(uow, identity)
+            if user is None:
+                user = await self._link_by_email(uow, identity, client)
+            if user is None:
+                if not self._signup_on_signin:
+                    raise AccountNotFound(detail_for_log=f"{provider} identity without account")
+                user = await self._create(uow, identity, ProviderNames(), client)
+            started = await self._sessions.start(uow, user)
+            await self._audit.add(
+                uow,
+                self._audit.event(
+                    "provider_signin",
+                    client,
+                    user_id=user.id,
+                    session_id=started.session_id,
+                    provider=identity.provider,
+                ),
+            )
+        return self._sessions.tokens_for(started)
+
+    async def _verify(self, provider: str, token: str, nonce: str | None) -> VerifiedIdentity:
+        verifier = self._verifiers.get(provider)
+        if verifier is None:
+            raise ProviderNotEnabled(detail_for_log=f"provider {provider[:64]!r} not configured")
+        return await verifier.verify(token, nonce=nonce)
+
+    async def _known_user(self, uow: UnitOfWork, identity: VerifiedIdentity) -> User | None:
+        record = await uow.identities.get(identity.provider, identity.subject)
+        if record is None:
+            return None
+        await uow.identities.touch(
+            record.id,
+            at=self._clock.now(),
+            email=identity.email,
+            email_verified=identity.email_verified,
+        )
+        return await uow.users.get(record.user_id)
+
+    async def _link_by_email(
+        self, uow: UnitOfWork, identity: VerifiedIdentity, client: ClientInfo
+    ) -> User | None:
+        if identity.email is None or not identity.email_verified:
+            return None
+        key = _email_key(identity.email)
+        if key is None:
+            return None
+        user = await uow.users.get_by_email_key(key)
+        if user is None:
+            return None
+        now = self._clock.now()
+        # Pre-account takeover: a password on an address nobody verified was set by
+        # whoever registered it first, and the provider now vouches for its owner.
+        takeover_risk = not user.email_verified and user.password_hash is not None
+        if takeover_risk:
+            await uow.users.set_password_hash(user.id, None)
+            await uow.sessions.revoke_user_sessions(user.id, at=now, reason="unverified_link")
+        if not user.email_verified:
+            await uow.users.mark_email_verified(user.id, email=identity.email, email_key=key)
+        await uow.identities.add(self._identity_record(user.id, identity))
+        await self._audit.add(
+            uow,
+            self._audit.event(
+                "provider_link",
+                client,
+                user_id=user.id,
+                provider=identity.provider,
+                reason="password_removed" if takeover_risk else None,
+            ),
+        )
+        return await uow.users.get(user.id)
+
+    async def _create(
+        self,
+        uow: UnitOfWork,
+        identity: VerifiedIdentity,
+        names: ProviderNames,
+        client: ClientInfo,
+    ) -> User:
+        now = self._clock.now()
+        # Only a verified address claims the unique email key.
+        key = _email_key(identity.email) if identity.email and identity.email_verified else None
+        user = User(
+            id=uuid.uuid4(),
+            email=identity.email,
+            email_key=key,
+            email_verified=key is not None,
+            given_name=names.first_name or _bounded(identity.given_name),
+            family_name=names.last_name or _bounded(identity.family_name),
+            display_name="",
+            password_hash=None,
+            created_at=now,
+        )
+        await uow.users.add(user)
+        await uow.identities.add(self._identity_record(user.id, identity))
+        return user
+
+    def _identity_record(self, user_id: uuid.UUID, identity: VerifiedIdentity) -> IdentityRecord:
+        now = self._clock.now()
+        return IdentityRecord(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            provider=identity.provider,
+            subject=identity.subject,
+            email=identity.email,
+            email_verified=identity.email_verified,
+            created_at=now,
+            last_used_at=now,
+        )
+
+
+def _email_key(address: str) -> str | None:
+    try:
+        return parse_email(address).key
+    except InvalidInput:
+        return None
+
+
+def _bounded(name: str | None) -> str:
+    # Provider names are not ours to refuse; keep them printable and bounded.
+    if not name:
+        return ""
+    cleaned = "".join(ch for ch in name if ord(ch) >= 32 and ord(ch) != 127).strip()
+    return cleaned[:100]

@@ -1,0 +1,214 @@
+"""Sessions: start one at sign-in, rotate its refresh token, revoke it.
+
+A session is a refresh-token family. Rotation ends the presented token and issues
+its successor in one transaction that two concurrent requests cannot both win.
+Presenting an already-rotated token means someone else holds a copy: after the
+leeway that revokes the whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from authgate.clock import Clock
+from authgate.crypto.refresh_secrets import (
+    MAX_TOKEN_LENGTH,
+    hash_refresh_token,
+    new_refresh_token,
+    open_successor,
+    seal_successor,
+)
+from authgate.domain.models import ClientInfo, RefreshTokenRecord, SessionRecord, TokenPair, User
+from authgate.domain.ports import AccessTokenIssuer, Throttles, UnitOfWork, UnitOfWorkFactory
+from authgate.errors import InvalidRefreshToken, RefreshTokenReused
+from authgate.services.audit import AuditTrail
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_ttl_seconds: int
+    absolute_ttl_seconds: int
+    reuse_leeway_seconds: int
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    """A session created inside a caller's unit of work; tokens are minted after commit."""
+
+    user: User
+    session_id: UUID
+    refresh_token: str
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        access_tokens: AccessTokenIssuer,
+        clock: Clock,
+        policy: SessionPolicy,
+        audit: AuditTrail,
+        throttles: Throttles,
+    ) -> None:
+        self._throttles = throttles
+        self._uow = uow
+        self._access_tokens = access_tokens
+        self._clock = clock
+        self._policy = policy
+        self._audit = audit
+
+    async def start(self, uow: UnitOfWork, user: User) -> StartedSession:
+        """Create a session and its first refresh token within ``uow``."""
+        now = self._clock.now()
+        session = SessionRecord(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            created_at=now,
+            absolute_expires_at=now + timedelta(seconds=self._policy.absolute_ttl_seconds),
+        )
+        token = new_refresh_token()
+        await uow.sessions.add_session(session)
+        await uow.sessions.add_token(self._record(session, token, parent_id=None, now=now))
+        return StartedSession(user=user, session_id=session.id, refresh_token=token)
+
+    def tokens_for(self, started: StartedSession) -> TokenPair:
+        access = self._access_tokens.issue(
+            started.user, session_id=started.session_id, now=self._clock.now()
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=started.refresh_token,
+            expires_in=self._access_tokens.ttl_seconds,
+        )
+
+    async def refresh(
+        self, token: str, client: ClientInfo, *, expected_email_key: str | None = None
+    ) -> TokenPair:
+        """Rotate ``token``. ``expected_email_key`` is the Serverless seed's extra check."""
+        await self._throttles.check_ip("refresh", client.address or "")
+        token_hash = _hash_presented(token)
+        async with self._uow() as uow:
+            outcome = await self._rotate(uow, token, token_hash, expected_email_key)
+            if isinstance(outcome, RefreshTokenReused):
+                name, user_id, session_id = "refresh_reuse_detected", None, outcome.session_id
+            else:
+                name, user_id, session_id = "refresh", outcome.user.id, outcome.session_id
+            event = self._audit.event(name, client, user_id=user_id, session_id=session_id)
+            await self._audit.add(uow, event)
+        # Raised only after the block has committed the family's revocation.
+        if isinstance(outcome, RefreshTokenReused):
+            raise outcome
+        return self.tokens_for(outcome)
+
+    async def _rotate(
+        self, uow: UnitOfWork, token: str, token_hash: str, expected_email_key: str | None
+    ) -> StartedSession | RefreshTokenReused:
+        found = await uow.sessions.find_token(token_hash)
+        if found is None:
+            raise InvalidRefreshToken(detail_for_log="unknown refresh token")
+        record, session, user = found
+        if expected_email_key is not None and user.email_key != expected_email_key:
+            raise InvalidRefreshToken(detail_for_log="email does not match the token's owner")
+        now = self._clock.now()
+        self._check_usable(session, now)
+        if record.rotated_at is None:
+            if now >= record.expires_at:
+                raise InvalidRefreshToken(detail_for_log="refresh token idle-expired")
+            successor = new_refresh_token()
+            sealed = seal_successor(token, successor)
+            if await uow.sessions.mark_rotated(record.id, at=now, successor_sealed=sealed):
+                await uow.sessions.add_token(
+                    self._record(session, successor, parent_id=record.id, now=now)
+                )
+                return StartedSession(user=user, session_id=session.id, refresh_token=successor)
+            # Another request rotated it between our read and our update: continue
+            # as with any already-rotated token (its successor is sealed for us).
+            record = await self._reload(uow, token_hash)
+        retry = await self._retry_within_leeway(uow, token, record, now)
+        if retry is not None:
+            return StartedSession(user=user, session_id=session.id, refresh_token=retry)
+        await uow.sessions.revoke_session(session.id, at=now, reason="reuse_detected")
+        reused = RefreshTokenReused(detail_for_log=f"reuse detected in session {session.id}")
+        reused.session_id = session.id
+        return reused
+
+    async def revoke(
+        self, token: str, client: ClientInfo, *, expected_email_key: str | None = None
+    ) -> None:
+        """End the token's whole session. Unknown or revoked tokens succeed silently
+        (RFC 7009 §2.2), so this endpoint reveals nothing about a token."""
+        try:
+            token_hash = _hash_presented(token)
+        except InvalidRefreshToken:
+            return
+        async with self._uow() as uow:
+            found = await uow.sessions.find_token(token_hash)
+            if found is None:
+                return
+            _record, session, user = found
+            if expected_email_key is not None and user.email_key != expected_email_key:
+                return
+            await uow.sessions.revoke_session(session.id, at=self._clock.now(), reason="logout")
+            event = self._audit.event(
+                "revoke", client, user_id=session.user_id, session_id=session.id
+            )
+            await self._audit.add(uow, event)
+
+    def _check_usable(self, session: SessionRecord, now: datetime) -> None:
+        if session.revoked_at is not None:
+            raise InvalidRefreshToken(detail_for_log=f"session revoked ({session.revoked_reason})")
+        if now >= session.absolute_expires_at:
+            raise InvalidRefreshToken(detail_for_log="session reached its absolute lifetime")
+
+    async def _retry_within_leeway(
+        self, uow: UnitOfWork, token: str, record: RefreshTokenRecord, now: datetime
+    ) -> str | None:
+        """The successor of ``record`` if this is a retry of the immediate parent
+        within the leeway and the successor is still the family's current token."""
+        leeway = timedelta(seconds=self._policy.reuse_leeway_seconds)
+        if record.rotated_at is None or record.successor_sealed is None:
+            return None
+        if now > record.rotated_at + leeway or self._policy.reuse_leeway_seconds == 0:
+            return None
+        successor = open_successor(token, record.successor_sealed)
+        if successor is None:
+            return None
+        found = await uow.sessions.find_token(hash_refresh_token(successor))
+        if found is None:
+            return None
+        successor_record = found[0]
+        # Only the immediate parent of the *current* token gets the grace: once the
+        # successor itself has rotated, its parent is an ancestor and reuse is theft.
+        if successor_record.rotated_at is not None or now >= successor_record.expires_at:
+            return None
+        return successor
+
+    async def _reload(self, uow: UnitOfWork, token_hash: str) -> RefreshTokenRecord:
+        found = await uow.sessions.find_token(token_hash)
+        if found is None:
+            raise InvalidRefreshToken(detail_for_log="token vanished during rotation")
+        return found[0]
+
+    def _record(
+        self, session: SessionRecord, token: str, *, parent_id: UUID | None, now: datetime
+    ) -> RefreshTokenRecord:
+        idle_expiry = now + timedelta(seconds=self._policy.idle_ttl_seconds)
+        return RefreshTokenRecord(
+            id=uuid.uuid4(),
+            session_id=session.id,
+            parent_id=parent_id,
+            token_hash=hash_refresh_token(token),
+            issued_at=now,
+            # Never outlive the session: the absolute lifetime caps every token.
+            expires_at=min(idle_expiry, session.absolute_expires_at),
+        )
+
+
+def _hash_presented(token: str) -> str:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidRefreshToken(detail_for_log="malformed refresh token")
+    return hash_refresh_token(token)

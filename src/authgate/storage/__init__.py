@@ -1,0 +1,1 @@
+"""SQL storage adapter: tables, repositories, unit of work, engines, migrations."""

@@ -1,0 +1,112 @@
+"""The schema. Alembic migrations under ``migrations/`` create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+)
+
+from authgate.storage.types import UTCDateTime, exact_string
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("email", String(254), nullable=True),
+    Column("email_key", exact_string(254), nullable=True, unique=True),
+    Column("email_verified", Boolean(), nullable=False, default=False),
+    Column("given_name", String(100), nullable=False, default=""),
+    Column("family_name", String(100), nullable=False, default=""),
+    Column("display_name", String(200), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# External identities (Google, Apple, any OIDC provider): keyed on provider + subject,
+# never on email. A user may have a password and any number of these.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", exact_string(64), nullable=False),
+    Column("subject", exact_string(255), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("email_verified", Boolean(), nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=False),
+    Index("uq_identities_provider_subject", "provider", "subject", unique=True),
+    Index("ix_identities_user_id", "user_id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# A session is one refresh-token family: everything descended from one sign-in.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("absolute_expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoked_reason", String(64), nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("session_id", Uuid(), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", Uuid(), nullable=True),
+    Column("token_hash", exact_string(64), nullable=False, unique=True),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("rotated_at", UTCDateTime(), nullable=True),
+    Column("successor_sealed", LargeBinary(), nullable=True),
+    Index("ix_refresh_tokens_session_id", "session_id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# Append-only security log (sign-ups, sign-ins, refreshes, reuse, revocations...).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("name", String(40), nullable=False),
+    Column("user_id", Uuid(), nullable=True),
+    Column("session_id", Uuid(), nullable=True),
+    Column("reason", String(64), nullable=True),
+    Column("provider", String(64), nullable=True),
+    Column("client_address", String(64), nullable=True),
+    Column("user_agent", String(256), nullable=True),
+    Index("ix_audit_events_occurred_at", "occurred_at"),
+    Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)

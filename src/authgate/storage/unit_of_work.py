@@ -1,0 +1,79 @@
+"""The unit of work: the one owner of a transaction.
+
+Leaving the block normally commits; an exception rolls back, so a failed request
+writes nothing. Database outages surface as :class:`authgate.errors.Unavailable`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from authgate.errors import Unavailable
+from authgate.storage.audit import SqlAuditRepository
+from authgate.storage.repositories import (
+    SqlIdentityRepository,
+    SqlSessionRepository,
+    SqlUserRepository,
+)
+
+
+class SqlUnitOfWork:
+    users: SqlUserRepository
+    identities: SqlIdentityRepository
+    sessions: SqlSessionRepository
+    audit: SqlAuditRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._transaction: AsyncTransaction | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._connection = await self._engine.connect()
+            self._transaction = await self._connection.begin()
+        except DBAPIError as exc:
+            await self._close()
+            raise Unavailable(detail_for_log=f"database: {exc.orig!r}") from exc
+        self.users = SqlUserRepository(self._connection)
+        self.identities = SqlIdentityRepository(self._connection)
+        self.sessions = SqlSessionRepository(self._connection)
+        self.audit = SqlAuditRepository(self._connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._transaction is None:
+            raise RuntimeError("unit of work was not entered")
+        try:
+            if exc_type is None:
+                await self._transaction.commit()
+            else:
+                await self._transaction.rollback()
+        except DBAPIError as db_error:
+            raise Unavailable(detail_for_log=f"database: {db_error.orig!r}") from db_error
+        finally:
+            await self._close()
+        if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
+            raise Unavailable(detail_for_log=f"database: {exc.orig!r}") from exc
+
+    async def _close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine)

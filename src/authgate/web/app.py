@@ -1,0 +1,208 @@
+"""The app factory: the web composition root.
+
+Everything with a lifetime (engine, password-hashing threads, keys) is created in
+the lifespan, never at import, and the finished objects are kept in a Container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from authgate import __version__
+from authgate.clock import Clock, SystemClock
+from authgate.config import Settings, load_settings
+from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.crypto.keys import KeySet, ensure_development_keys, jwks_json, load_key_set
+from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
+from authgate.identity.providers import build_verifiers
+from authgate.logs import route_events_to_stdlib
+from authgate.services.accounts import AccountService
+from authgate.services.audit import AuditTrail
+from authgate.services.password_policy import PasswordPolicy
+from authgate.services.password_strength import PasswordStrength
+from authgate.services.provider_accounts import ProviderAccountService
+from authgate.services.sessions import SessionPolicy, SessionService
+from authgate.storage.engine import create_engine
+from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
+from authgate.throttling import AuthThrottles, RateLimit, build_throttle
+from authgate.web import problems
+from authgate.web.container import Container
+from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
+from authgate.web.routes import legacy, v1, well_known
+
+logger = logging.getLogger("authgate")
+
+
+def resolve_key_set(settings: Settings) -> KeySet:
+    """Configured PEM files, or development keys created once under the data directory."""
+    private_path: Path
+    public_path: Path | None
+    if settings.jwt_private_key_path is not None:
+        private_path, public_path = settings.jwt_private_key_path, settings.jwt_public_key_path
+    else:
+        private_path, public_path, created = ensure_development_keys(
+            settings.authgate_data_dir, settings.jwt_algorithm
+        )
+        logger.warning(
+            "USING DEVELOPMENT SIGNING KEYS (%s, %s): set JWT_PRIVATE_KEY_PATH and "
+            "JWT_PUBLIC_KEY_PATH before production; AUTHGATE_ENV=production refuses to start "
+            "without them",
+            "created now" if created else "created earlier",
+            private_path,
+        )
+    return load_key_set(
+        private_key_path=private_path,
+        public_key_path=public_path,
+        algorithm=settings.jwt_algorithm,
+    )
+
+
+def hashing_threads(settings: Settings) -> int:
+    """argon2 threads for this process: the cores shared among the server's workers.
+
+    Each worker has its own pool; more hashing threads than cores in total only
+    makes them evict each other's 19 MiB from the caches and slows every hash.
+    """
+    if settings.password_hash_workers:
+        return settings.password_hash_workers
+    return max(1, (os.cpu_count() or 1) // settings.workers)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+    route_events_to_stdlib()
+    # Keys are loaded and checked here, before the server accepts anything, so a
+    # wrong key type stops start-up instead of failing the first request.
+    key_set = resolve_key_set(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
+        hasher = Argon2PasswordHasher(
+            Argon2Parameters(
+                time_cost=settings.password_hash_time_cost,
+                memory_kib=settings.password_hash_memory_kib,
+                parallelism=settings.password_hash_parallelism,
+            ),
+            workers=hashing_threads(settings),
+            max_pending=settings.password_hash_max_pending,
+        )
+        # One pooled client for every provider's JWKS, closed with the app.
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.provider_http_timeout_seconds),
+            follow_redirects=False,
+            headers={"user-agent": f"authgate/{__version__}"},
+        )
+        verifiers = build_verifiers(
+            settings.provider_configs(),
+            http=http,
+            clock=clock,
+            refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
+            clock_skew_seconds=settings.provider_clock_skew_seconds,
+            jwks_timeout_seconds=settings.provider_http_timeout_seconds,
+        )
+        access_tokens = JwtAccessTokens(
+            key_set,
+            issuer=settings.jwt_issuer,
+            audiences=settings.audiences,
+            ttl_seconds=settings.access_token_ttl_seconds,
+        )
+        uow = SqlUnitOfWorkFactory(engine)
+        audit = AuditTrail(uow=uow, clock=clock)
+        throttle = build_throttle(settings.rate_limit_storage_url, clock=clock)
+        throttles = AuthThrottles(
+            throttle=throttle,
+            enabled=settings.rate_limit_enabled,
+            auth_per_ip=RateLimit.parse(settings.rate_limit_auth_per_ip),
+            signup_per_ip=RateLimit.parse(settings.rate_limit_signup_per_ip),
+            refresh_per_ip=RateLimit.parse(settings.rate_limit_refresh_per_ip),
+            failures_per_account=RateLimit.parse(settings.rate_limit_failed_signins_per_account),
+        )
+        sessions = SessionService(
+            uow=uow,
+            access_tokens=access_tokens,
+            clock=clock,
+            policy=SessionPolicy(
+                idle_ttl_seconds=settings.refresh_token_ttl_seconds,
+                absolute_ttl_seconds=settings.refresh_token_absolute_ttl_seconds,
+                reuse_leeway_seconds=settings.refresh_reuse_leeway_seconds,
+            ),
+            audit=audit,
+            throttles=throttles,
+        )
+        accounts = AccountService(
+            uow=uow,
+            hasher=hasher,
+            sessions=sessions,
+            policy=PasswordPolicy(min_length=settings.password_min_length),
+            clock=clock,
+            audit=audit,
+            throttles=throttles,
+            strength=PasswordStrength(min_score=settings.password_min_strength),
+        )
+        provider_accounts = ProviderAccountService(
+            uow=uow,
+            verifiers=verifiers,
+            sessions=sessions,
+            audit=audit,
+            clock=clock,
+            signup_on_signin=settings.provider_signup_on_signin,
+            throttles=throttles,
+        )
+        app.state.container = Container(
+            clock=clock,
+            engine=engine,
+            access_tokens=access_tokens,
+            accounts=accounts,
+            sessions=sessions,
+            provider_accounts=provider_accounts,
+            jwks_body=jwks_json(key_set),
+            jwks_max_age_seconds=settings.jwks_max_age_seconds,
+        )
+        try:
+            yield
+        finally:
+            hasher.close()
+            await http.aclose()
+            await throttle.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="authgate",
+        version=__version__,
+        description=(
+            "Authentication server: credentials, JWT access tokens, rotating refresh tokens."
+        ),
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    # Routes are tried in inclusion order and each miss costs a regex match and
+    # scope bookkeeping (~4 us): the routers holding the per-request hot paths
+    # (/secure, JWKS, refresh) come first, each with its hottest routes on top.
+    app.include_router(legacy.router)
+    app.include_router(well_known.router)
+    app.include_router(v1.router)
+    # add_middleware wraps what is already there, so the last added runs first:
+    # size limit, then security headers, then the JSON guard, then the routes.
+    app.add_middleware(JsonRequestGuard)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` (what ``authgate serve`` runs in each worker)."""
+    from authgate.logs import configure_logging
+
+    settings = load_settings()
+    # Worker processes start fresh: configure logging here as the CLI did.
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

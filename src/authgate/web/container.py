@@ -1,0 +1,25 @@
+"""What the routes need, built once in the lifespan and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authgate.clock import Clock
+from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.services.accounts import AccountService
+from authgate.services.provider_accounts import ProviderAccountService
+from authgate.services.sessions import SessionService
+
+
+@dataclass(frozen=True)
+class Container:
+    clock: Clock
+    engine: AsyncEngine
+    access_tokens: JwtAccessTokens
+    accounts: AccountService
+    sessions: SessionService
+    provider_accounts: ProviderAccountService
+    jwks_body: bytes
+    jwks_max_age_seconds: int

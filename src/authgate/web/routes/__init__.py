@@ -1,0 +1,1 @@
+"""Route modules: the TimeLapseMe API (/api/v1), the Serverless seed API (root), well-known."""

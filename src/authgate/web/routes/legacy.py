@@ -1,0 +1,86 @@
+"""The Serverless seed's API at the root: thin adapters over the same services.
+
+``/secure`` shows the declarative guard; ``/secureWithFunction`` shows the manual
+check, one explicit call in the handler. Copy whichever fits your own routes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request, Response
+
+from authgate.domain.emails import lookup_key
+from authgate.web.deps import Accounts, Client, Sessions
+from authgate.web.guard import CurrentClaims, authenticate
+from authgate.web.responses import NO_STORE, token_response
+from authgate.web.schemas import (
+    CredentialsSignIn,
+    EmptyResponse,
+    LegacyRefreshRequest,
+    LegacyRegister,
+    SecureResponse,
+    TokenResponse,
+)
+
+router = APIRouter(tags=["serverless seed"])
+
+
+def _secure_answer(user_id: str) -> Response:
+    # Built directly: this is the path every resource request takes, and a
+    # response model would validate and serialize a constant shape each time.
+    body = json.dumps({"message": "You are authenticated.", "userId": user_id})
+    return Response(body, media_type="application/json", headers=NO_STORE)
+
+
+@router.api_route("/secure", methods=["GET", "POST"], response_model=SecureResponse)
+async def secure(claims: CurrentClaims) -> Response:
+    """Protected declaratively: the ``CurrentClaims`` parameter is the guard."""
+    return _secure_answer(claims.subject)
+
+
+@router.api_route("/secureWithFunction", methods=["GET", "POST"], response_model=SecureResponse)
+@router.api_route(
+    "/secureWithFuction",  # the seed's spelling, kept so its clients keep working
+    methods=["GET", "POST"],
+    response_model=SecureResponse,
+    include_in_schema=False,
+)
+async def secure_with_function(request: Request) -> Response:
+    """Protected by hand: one explicit call, then the handler's own logic."""
+    claims = authenticate(request, accept_legacy_header=True)
+    return _secure_answer(claims.subject)
+
+
+@router.post("/refreshToken", response_model=TokenResponse)
+async def refresh_token(
+    body: LegacyRefreshRequest, sessions: Sessions, client: Client, response: Response
+) -> TokenResponse:
+    expected = lookup_key(body.email) if body.email is not None else None
+    pair = await sessions.refresh(body.refreshToken, client, expected_email_key=expected)
+    return token_response(pair, response)
+
+
+@router.post("/register", response_model=TokenResponse)
+async def register(
+    body: LegacyRegister, accounts: Accounts, client: Client, response: Response
+) -> TokenResponse:
+    pair = await accounts.sign_up(body.to_sign_up(), client)
+    return token_response(pair, response)
+
+
+@router.post("/login", response_model=TokenResponse)
+async def login(
+    body: CredentialsSignIn, accounts: Accounts, client: Client, response: Response
+) -> TokenResponse:
+    pair = await accounts.sign_in(body.email, body.password, client)
+    return token_response(pair, response)
+
+
+@router.post("/revokeToken", response_model=EmptyResponse)
+async def revoke_token(
+    body: LegacyRefreshRequest, sessions: Sessions, client: Client
+) -> EmptyResponse:
+    expected = lookup_key(body.email) if body.email is not None else None
+    await sessions.revoke(body.refreshToken, client, expected_email_key=expected)
+    return EmptyResponse()

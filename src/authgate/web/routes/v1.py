@@ -1,0 +1,103 @@
+"""The TimeLapseMe seed's API under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from authgate.errors import AccountNotFound
+from authgate.services.provider_accounts import ProviderNames
+from authgate.web.deps import Accounts, Client, ProviderAccounts, Sessions
+from authgate.web.guard import CurrentClaims
+from authgate.web.responses import private, token_response
+from authgate.web.schemas import (
+    CredentialsSignIn,
+    CredentialsSignUp,
+    EmptyResponse,
+    MeResponse,
+    ProviderSignIn,
+    ProviderSignUp,
+    RefreshRequest,
+    TokenResponse,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["v1"])
+
+
+@router.post("/refresh", response_model=TokenResponse)
+async def refresh(
+    body: RefreshRequest, sessions: Sessions, client: Client, response: Response
+) -> TokenResponse:
+    pair = await sessions.refresh(body.refreshToken, client)
+    return token_response(pair, response)
+
+
+@router.get("/me", response_model=MeResponse)
+async def me(claims: CurrentClaims, accounts: Accounts, response: Response) -> MeResponse:
+    found = await accounts.get_user_with_providers(claims.subject)
+    if found is None:
+        # A valid token for a deleted account: say so without guessing why.
+        raise AccountNotFound("The account for this token no longer exists.")
+    user, providers = found
+    private(response)
+    return MeResponse(
+        userId=str(user.id),
+        email=user.email,
+        firstName=user.given_name,
+        lastName=user.family_name,
+        displayName=user.full_name,
+        emailVerified=user.email_verified,
+        providers=providers,
+    )
+
+
+@router.post("/revoke", response_model=EmptyResponse)
+async def revoke(body: RefreshRequest, sessions: Sessions, client: Client) -> EmptyResponse:
+    await sessions.revoke(body.refreshToken, client)
+    return EmptyResponse()
+
+
+@router.post("/signup/credentials", response_model=TokenResponse)
+async def sign_up(
+    body: CredentialsSignUp, accounts: Accounts, client: Client, response: Response
+) -> TokenResponse:
+    pair = await accounts.sign_up(body.to_sign_up(), client)
+    return token_response(pair, response)
+
+
+@router.post("/auth/credentials", response_model=TokenResponse)
+async def sign_in(
+    body: CredentialsSignIn, accounts: Accounts, client: Client, response: Response
+) -> TokenResponse:
+    pair = await accounts.sign_in(body.email, body.password, client)
+    return token_response(pair, response)
+
+
+# Registered after the credentials routes, which take precedence over {provider}.
+@router.post("/signup/{provider}", response_model=TokenResponse)
+async def provider_sign_up(
+    provider: str,
+    body: ProviderSignUp,
+    accounts: ProviderAccounts,
+    client: Client,
+    response: Response,
+) -> TokenResponse:
+    pair = await accounts.sign_up(
+        provider,
+        body.jwt,
+        nonce=body.nonce,
+        names=ProviderNames(first_name=body.firstName, last_name=body.lastName),
+        client=client,
+    )
+    return token_response(pair, response)
+
+
+@router.post("/auth/{provider}", response_model=TokenResponse)
+async def provider_sign_in(
+    provider: str,
+    body: ProviderSignIn,
+    accounts: ProviderAccounts,
+    client: Client,
+    response: Response,
+) -> TokenResponse:
+    pair = await accounts.sign_in(provider, body.jwt, nonce=body.nonce, client=client)
+    return token_response(pair, response)
