@@ -1,0 +1,146 @@
+"""Throttles through the API: per address, per account, lockout, and its release."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Api, start_api
+from tests.support.rows import fetch_all
+
+SIGN_IN = "/api/v1/auth/credentials"
+LIMITS = {
+    "rate_limit_auth_per_ip": "6/minute",
+    "rate_limit_signup_per_ip": "3/hour",
+    "rate_limit_refresh_per_ip": "4/minute",
+    "rate_limit_failed_signins_per_account": "3/15 minutes",
+}
+
+
+@pytest.fixture
+async def api(make_settings: Any, clock: Any) -> AsyncIterator[Api]:
+    async for value in start_api(make_settings(**LIMITS), clock):
+        yield value
+
+
+def client_at(api: Api, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=api.app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://authgate.test")
+
+
+def _assert_429(response: httpx.Response) -> int:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "too_many_requests"
+    retry_after = int(response.headers["retry-after"])
+    assert retry_after >= 1
+    return retry_after
+
+
+async def test_an_account_locks_after_failures_from_many_addresses(api: Api) -> None:
+    await api.sign_up("cow@cow.jp", "Moo00!_*&x")
+    # Spraying one account from three addresses still counts against the account.
+    for i in range(3):
+        async with client_at(api, f"198.51.100.{i}") as other:
+            wrong = await other.post(SIGN_IN, json={"email": "cow@cow.jp", "password": f"no-{i}"})
+            assert wrong.status_code == 401
+    async with client_at(api, "198.51.100.9") as fresh:
+        right = await fresh.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "Moo00!_*&x"})
+        wrong = await fresh.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "nope"})
+    retry_after = _assert_429(right)
+    _assert_429(wrong)
+    assert right.json() == wrong.json()  # the lock does not reveal a right guess
+    assert "accessToken" not in right.text
+
+    # The lock releases by itself when its window ends.
+    api.clock.advance(retry_after)
+    async with client_at(api, "198.51.100.10") as later:
+        again = await later.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "Moo00!_*&x"})
+    assert again.status_code == 200
+    events = await fetch_all(api.settings.effective_database_url, "audit_events")
+    assert [e["name"] for e in events].count("lockout") == 2
+
+
+async def test_unknown_emails_lock_the_same_way(api: Api) -> None:
+    for _ in range(3):
+        response = await api.client.post(SIGN_IN, json={"email": "ghost@cow.jp", "password": "x"})
+        assert response.status_code == 401
+    _assert_429(await api.client.post(SIGN_IN, json={"email": "ghost@cow.jp", "password": "x"}))
+
+
+async def test_a_success_resets_the_failure_count(api: Api) -> None:
+    await api.sign_up("cow@cow.jp", "Moo00!_*&x")
+    for _ in range(2):
+        await api.client.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "nope"})
+    ok = await api.client.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "Moo00!_*&x"})
+    assert ok.status_code == 200
+    for _ in range(2):
+        wrong = await api.client.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "nope"})
+        assert wrong.status_code == 401
+
+
+async def test_sign_in_attempts_per_address(api: Api) -> None:
+    async with client_at(api, "203.0.113.7") as noisy, client_at(api, "203.0.113.8") as quiet:
+        for i in range(6):
+            # Different accounts, so only the per-address limit can refuse.
+            response = await noisy.post(SIGN_IN, json={"email": f"u{i}@cow.jp", "password": "x"})
+            assert response.status_code == 401
+        _assert_429(await noisy.post(SIGN_IN, json={"email": "u9@cow.jp", "password": "x"}))
+        _assert_429(await noisy.post("/login", json={"email": "u9@cow.jp", "password": "x"}))
+        other = await quiet.post(SIGN_IN, json={"email": "u9@cow.jp", "password": "x"})
+        assert other.status_code == 401
+
+
+async def test_sign_ups_per_address(api: Api) -> None:
+    for i in range(3):
+        await api.sign_up(f"new{i}@cow.jp")
+    response = await api.client.post(
+        "/register", json={"email": "new9@cow.jp", "password": "Moo00!_*&x"}
+    )
+    _assert_429(response)
+    api.clock.advance(3600)
+    await api.sign_up("new9@cow.jp")
+
+
+async def test_refreshes_per_address(api: Api) -> None:
+    token = (await api.sign_up())["refreshToken"]
+    for _ in range(4):
+        token = (await api.client.post("/api/v1/refresh", json={"refreshToken": token})).json()[
+            "refreshToken"
+        ]
+    _assert_429(await api.client.post("/api/v1/refresh", json={"refreshToken": token}))
+    api.clock.advance(60)
+    assert (
+        await api.client.post("/api/v1/refresh", json={"refreshToken": token})
+    ).status_code == 200
+
+
+async def test_disabled_throttles_never_refuse(make_settings: Any, clock: Any) -> None:
+    async for api in start_api(make_settings(**LIMITS, rate_limit_enabled=False), clock):
+        for _ in range(10):
+            response = await api.client.post(SIGN_IN, json={"email": "a@cow.jp", "password": "x"})
+            assert response.status_code == 401
+
+
+async def test_common_and_personal_passwords_are_refused(make_settings: Any, clock: Any) -> None:
+    async for api in start_api(make_settings(), clock):
+        await _refuse_weak_passwords(api)
+
+
+async def _refuse_weak_passwords(api: Api) -> None:
+    for password in ("password1", "qwerty123", "melvinfriedman", "cow@cow.jp"):
+        response = await api.client.post(
+            "/api/v1/signup/credentials",
+            json={
+                "email": "cow@cow.jp",
+                "password": password,
+                "firstName": "Melvin",
+                "lastName": "Friedman",
+            },
+        )
+        assert response.status_code == 422, password
+        assert response.json()["code"] == "weak_password"
+        assert "too easy to guess" in response.json()["detail"]

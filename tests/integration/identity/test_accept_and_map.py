@@ -1,0 +1,159 @@
+"""Good tokens are accepted and mapped; provider-specific claim shapes are honoured."""
+
+from __future__ import annotations
+
+import pytest
+
+from authgate.clock import FrozenClock
+from authgate.domain.identity import IdTokenVerifier, VerifiedIdentity
+from authgate.errors import InvalidIdToken
+from authgate.identity import OidcVerifier
+from tests.support.idp import APPLE_ISSUER, OMIT, FakeIdp, apple_claims, google_claims
+
+from .constants import APPLE_BUNDLE_ID, GOOGLE_IOS_CLIENT, GOOGLE_WEB_CLIENT, MakeVerifiers, Mint
+
+
+async def test_good_google_token_is_accepted_and_mapped(
+    google: OidcVerifier, google_token: Mint
+) -> None:
+    identity = await google.verify(google_token(), nonce=None)
+
+    assert identity == VerifiedIdentity(
+        provider="google",
+        subject="110169484474386276334",
+        email="alice@gmail.com",
+        email_verified=True,
+        is_private_email=False,
+        given_name="Alice",
+        family_name="Example",
+    )
+
+
+async def test_verifier_satisfies_the_domain_port(google: OidcVerifier) -> None:
+    port: IdTokenVerifier = google
+    assert port.name == "google"
+
+
+async def test_google_legacy_issuer_spelling_is_accepted(
+    google: OidcVerifier, google_token: Mint
+) -> None:
+    identity = await google.verify(google_token(iss="accounts.google.com"), nonce=None)
+    assert identity.subject == "110169484474386276334"
+
+
+async def test_google_token_for_second_configured_client_is_accepted(
+    google: OidcVerifier, google_token: Mint
+) -> None:
+    token = google_token(aud=GOOGLE_IOS_CLIENT, azp=GOOGLE_IOS_CLIENT)
+    assert (await google.verify(token, nonce=None)).provider == "google"
+
+
+async def test_good_apple_token_with_string_booleans(
+    apple: OidcVerifier, apple_token: Mint
+) -> None:
+    identity = await apple.verify(apple_token(), nonce=None)
+
+    assert identity == VerifiedIdentity(
+        provider="apple",
+        subject="001234.5f3a2b1c9d8e4f7a6b5c4d3e2f1a0b9c.1234",
+        email="xk8c2m4q7z@privaterelay.appleid.com",
+        email_verified=True,
+        is_private_email=True,
+        given_name=None,
+        family_name=None,
+    )
+
+
+async def test_apple_json_booleans_are_also_understood(
+    apple: OidcVerifier, apple_token: Mint
+) -> None:
+    identity = await apple.verify(
+        apple_token(email_verified=True, is_private_email=False), nonce=None
+    )
+    assert identity.email_verified is True
+    assert identity.is_private_email is False
+
+
+@pytest.mark.parametrize("value", ["false", "False", "TRUE", "yes", "1", 1, None, OMIT])
+async def test_apple_email_verified_only_true_for_true(
+    apple: OidcVerifier, apple_token: Mint, value: object
+) -> None:
+    identity = await apple.verify(
+        apple_token(email_verified=value, is_private_email=value), nonce=None
+    )
+    assert identity.email_verified is False
+    assert identity.is_private_email is False
+
+
+@pytest.mark.parametrize("value", [False, "true", "false", 1, OMIT])
+async def test_google_email_verified_needs_json_true(
+    google: OidcVerifier, google_token: Mint, value: object
+) -> None:
+    # Google sends JSON booleans; a string here is not Google's shape and is not trusted.
+    identity = await google.verify(google_token(email_verified=value), nonce=None)
+    assert identity.email_verified is False
+
+
+@pytest.mark.parametrize("email", [OMIT, None, 42, ["a@b.c"], ""])
+async def test_email_must_be_a_string(
+    google: OidcVerifier, google_token: Mint, email: object
+) -> None:
+    identity = await google.verify(google_token(email=email), nonce=None)
+    assert identity.email is None
+    # "verified" means nothing without an address.
+    assert identity.email_verified is False
+
+
+async def test_names_must_be_strings(google: OidcVerifier, google_token: Mint) -> None:
+    identity = await google.verify(google_token(given_name=7, family_name=OMIT), nonce=None)
+    assert identity.given_name is None
+    assert identity.family_name is None
+
+
+async def test_apple_token_is_refused_by_google_verifier(
+    make_verifiers: MakeVerifiers, apple_token: Mint
+) -> None:
+    verifiers = make_verifiers()
+    token = apple_token()
+    assert (await verifiers["apple"].verify(token, nonce=None)).provider == "apple"
+
+    with pytest.raises(InvalidIdToken):
+        await verifiers["google"].verify(token, nonce=None)
+
+
+async def test_google_token_is_refused_by_apple_verifier(
+    make_verifiers: MakeVerifiers, google_token: Mint
+) -> None:
+    verifiers = make_verifiers()
+    token = google_token()
+    assert (await verifiers["google"].verify(token, nonce=None)).provider == "google"
+
+    with pytest.raises(InvalidIdToken):
+        await verifiers["apple"].verify(token, nonce=None)
+
+
+async def test_key_sets_are_separate_per_provider(
+    make_verifiers: MakeVerifiers, google_idp: FakeIdp, clock: FrozenClock
+) -> None:
+    # Google's key signing a token with Apple's issuer and audience: only the separate
+    # key sets stop it (the issuer and audience checks would pass).
+    apple = make_verifiers()["apple"]
+    token = google_idp.sign(apple_claims(now=clock.now().timestamp(), bundle_id=APPLE_BUNDLE_ID))
+
+    with pytest.raises(InvalidIdToken) as caught:
+        await apple.verify(token, nonce=None)
+    assert "unknown kid" in (caught.value.detail_for_log or "")
+
+
+async def test_issuer_pin_stops_a_token_of_the_other_provider_on_shared_keys(
+    make_verifiers: MakeVerifiers, google_idp: FakeIdp, clock: FrozenClock
+) -> None:
+    # Same key server, right audience, Apple's issuer: only the issuer pin refuses it.
+    google = make_verifiers()["google"]
+    token = google_idp.sign(
+        google_claims(now=clock.now().timestamp(), client_id=GOOGLE_WEB_CLIENT, iss=APPLE_ISSUER)
+    )
+
+    with pytest.raises(InvalidIdToken) as caught:
+        await google.verify(token, nonce=None)
+    assert "issuer" in (caught.value.detail_for_log or "")

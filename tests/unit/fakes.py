@@ -1,0 +1,247 @@
+"""In-memory adapters for the ports, so service tests need no database or network."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from authgate.domain.models import (
+    AuditEvent,
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    User,
+)
+from authgate.errors import EmailTaken, IdentityTaken
+
+
+@dataclasses.dataclass
+class Store:
+    users: dict[UUID, User] = dataclasses.field(default_factory=dict)
+    sessions: dict[UUID, SessionRecord] = dataclasses.field(default_factory=dict)
+    tokens: dict[UUID, RefreshTokenRecord] = dataclasses.field(default_factory=dict)
+    audit: list[AuditEvent] = dataclasses.field(default_factory=list)
+    identities: dict[UUID, IdentityRecord] = dataclasses.field(default_factory=dict)
+    commits: int = 0
+
+
+class FakeUsers:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, user: User) -> None:
+        if any(u.email_key == user.email_key for u in self._s.users.values()):
+            raise EmailTaken()
+        self._s.users[user.id] = user
+
+    async def get(self, user_id: UUID) -> User | None:
+        return self._s.users.get(user_id)
+
+    async def get_by_email_key(self, email_key: str) -> User | None:
+        return next((u for u in self._s.users.values() if u.email_key == email_key), None)
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str | None) -> None:
+        self._s.users[user_id] = dataclasses.replace(
+            self._s.users[user_id], password_hash=password_hash
+        )
+
+    async def mark_email_verified(self, user_id: UUID, *, email: str, email_key: str) -> None:
+        self._s.users[user_id] = dataclasses.replace(
+            self._s.users[user_id], email=email, email_key=email_key, email_verified=True
+        )
+
+
+class FakeIdentities:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, identity: IdentityRecord) -> None:
+        if await self.get(identity.provider, identity.subject) is not None:
+            raise IdentityTaken()
+        self._s.identities[identity.id] = identity
+
+    async def get(self, provider: str, subject: str) -> IdentityRecord | None:
+        return next(
+            (
+                i
+                for i in self._s.identities.values()
+                if (i.provider, i.subject) == (provider, subject)
+            ),
+            None,
+        )
+
+    async def touch(
+        self, identity_id: UUID, *, at: datetime, email: str | None, email_verified: bool
+    ) -> None:
+        self._s.identities[identity_id] = dataclasses.replace(
+            self._s.identities[identity_id],
+            last_used_at=at,
+            email=email,
+            email_verified=email_verified,
+        )
+
+    async def list_for_user(self, user_id: UUID) -> list[IdentityRecord]:
+        return [i for i in self._s.identities.values() if i.user_id == user_id]
+
+
+class FakeSessions:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add_session(self, session: SessionRecord) -> None:
+        self._s.sessions[session.id] = session
+
+    async def add_token(self, token: RefreshTokenRecord) -> None:
+        self._s.tokens[token.id] = token
+
+    async def find_token(
+        self, token_hash: str
+    ) -> tuple[RefreshTokenRecord, SessionRecord, User] | None:
+        for token in self._s.tokens.values():
+            if token.token_hash == token_hash:
+                session = self._s.sessions[token.session_id]
+                return token, session, self._s.users[session.user_id]
+        return None
+
+    async def mark_rotated(self, token_id: UUID, *, at: datetime, successor_sealed: bytes) -> bool:
+        token = self._s.tokens[token_id]
+        if token.rotated_at is not None:
+            return False
+        self._s.tokens[token_id] = dataclasses.replace(
+            token, rotated_at=at, successor_sealed=successor_sealed
+        )
+        return True
+
+    async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
+        session = self._s.sessions[session_id]
+        if session.revoked_at is None:
+            self._s.sessions[session_id] = dataclasses.replace(
+                session, revoked_at=at, revoked_reason=reason
+            )
+
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
+        for session in list(self._s.sessions.values()):
+            if session.user_id == user_id:
+                await self.revoke_session(session.id, at=at, reason=reason)
+
+
+class FakeAudit:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, event: AuditEvent) -> None:
+        self._s.audit.append(event)
+
+    async def list(
+        self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEvent]:
+        events = [e for e in self._s.audit if user_id is None or e.user_id == user_id]
+        return [e for e in events if since is None or e.occurred_at >= since][:limit]
+
+
+class FakeUnitOfWork:
+    """Works on a copy and publishes it on a clean exit: an exception writes nothing."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._work: Store | None = None
+
+    @property
+    def users(self) -> FakeUsers:
+        assert self._work is not None
+        return FakeUsers(self._work)
+
+    @property
+    def sessions(self) -> FakeSessions:
+        assert self._work is not None
+        return FakeSessions(self._work)
+
+    @property
+    def identities(self) -> FakeIdentities:
+        assert self._work is not None
+        return FakeIdentities(self._work)
+
+    @property
+    def audit(self) -> FakeAudit:
+        assert self._work is not None
+        return FakeAudit(self._work)
+
+    async def __aenter__(self) -> Self:
+        self._work = copy.deepcopy(self._store)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None and self._work is not None:
+            self._store.users = self._work.users
+            self._store.sessions = self._work.sessions
+            self._store.tokens = self._work.tokens
+            self._store.audit = self._work.audit
+            self._store.identities = self._work.identities
+            self._store.commits += 1
+        self._work = None
+
+
+class RecordingHasher:
+    """Counts every kind of hashing work; 'hash:<pw>' is the stored form."""
+
+    def __init__(self, *, rehash: bool = False) -> None:
+        self.calls: list[str] = []
+        self.rehash = rehash
+
+    async def hash(self, password: str) -> str:
+        self.calls.append("hash")
+        return f"hash:{password}"
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        self.calls.append("verify")
+        return password_hash == f"hash:{password}"
+
+    async def verify_dummy(self, password: str) -> None:
+        self.calls.append("verify_dummy")
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.rehash
+
+
+class FakeAccessTokens:
+    ttl_seconds = 900
+
+    def __init__(self) -> None:
+        self.issued: list[tuple[UUID, UUID]] = []
+
+    def issue(self, user: User, *, session_id: UUID, now: datetime) -> str:
+        self.issued.append((user.id, session_id))
+        return f"access:{user.id}:{session_id}:{len(self.issued)}"
+
+
+class AllowAllThrottles:
+    """Throttles that never refuse but remember what they were asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def check_ip(self, scope: str, address: str) -> None:
+        self.calls.append(("ip:" + scope, address))
+
+    async def check_account(self, email_key: str) -> None:
+        self.calls.append(("check_account", email_key))
+
+    async def record_failure(self, email_key: str) -> None:
+        self.calls.append(("record_failure", email_key))
+
+    async def record_success(self, email_key: str) -> None:
+        self.calls.append(("record_success", email_key))
+
+
+class AcceptAnyPassword:
+    def check(self, password: str, *, email: str, names: object) -> None:
+        return None

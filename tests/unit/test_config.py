@@ -1,0 +1,89 @@
+"""Settings: seed names, defaults, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from authgate.config import SettingsError, load_settings
+
+
+def test_defaults_match_the_documented_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")  # no .env here
+    settings = load_settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 3000)
+    assert settings.effective_database_url.render_as_string() == "sqlite+aiosqlite:///./authgate.db"
+    assert settings.jwt_algorithm == "RS256"
+    assert settings.audiences == ("authgate",)
+    assert settings.access_token_ttl_seconds == 900
+    assert settings.refresh_token_ttl_seconds == 2_592_000
+    assert settings.refresh_token_absolute_ttl_seconds == 7_776_000
+    assert settings.refresh_reuse_leeway_seconds == 10
+    assert settings.password_min_length == 8
+    assert settings.trusted_proxy_list == []
+    assert (
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+    ) == (2, 19_456, 1)
+
+
+def test_mysql_seed_variables_build_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "MYSQL_HOST": "db.internal",
+        "MYSQL_PORT": "3307",
+        "MYSQL_USER": "auth",
+        "MYSQL_PASSWORD": "p@ss:w/rd%",
+        "MYSQL_DATABASE": "timelapse",
+    }.items():
+        monkeypatch.setenv(name, value)
+    url = load_settings().effective_database_url
+    assert url.drivername == "mysql+asyncmy"
+    assert (url.host, url.port, url.username, url.database) == (
+        "db.internal",
+        3307,
+        "auth",
+        "timelapse",
+    )
+    assert url.password == "p@ss:w/rd%"
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///other.db")
+    assert load_settings().effective_database_url.database == "other.db"
+
+
+def test_audience_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_AUDIENCE", "api, mobile ,")
+    assert load_settings().audiences == ("api", "mobile")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("JWT_ALGORITHM", "HS256"),
+        ("DATABASE_URL", "postgresql+asyncpg://x/y"),
+        ("DATABASE_URL", "::::"),
+        ("PORT", "70000"),
+        ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+        ("REFRESH_REUSE_LEEWAY_SECONDS", "-1"),
+        ("JWT_AUDIENCE", " , "),
+        ("AUTO_MIGRATE", "maybe"),
+    ],
+)
+def test_bad_values_name_their_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"{variable}:")
+    assert "\n" not in message
+
+
+def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    (tmp_path / ".env").write_text("PORT=4100\nJWT_ISSUER=https://auth.example\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.port == 4100
+    assert settings.jwt_issuer == "https://auth.example"

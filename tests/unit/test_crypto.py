@@ -1,0 +1,192 @@
+"""Keys, thumbprints, refresh-token secrets and the argon2 hasher."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.crypto.keys import (
+    KeyError_,
+    KeySet,
+    generate_private_key,
+    jwk_thumbprint,
+    load_key_set,
+    make_signing_key,
+    write_key_pair,
+)
+from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
+from authgate.crypto.refresh_secrets import (
+    hash_refresh_token,
+    new_refresh_token,
+    open_successor,
+    seal_successor,
+)
+from authgate.domain.models import User
+from authgate.errors import InvalidAccessToken
+
+
+def test_rfc7638_thumbprint_example() -> None:
+    # RFC 7638 section 3.1.
+    jwk = {
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSo"
+        "c_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQ"
+        "R0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bF"
+        "TWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29",
+    }
+    assert jwk_thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+def test_key_set_publishes_only_public_members(algorithm: str) -> None:
+    key_set = KeySet(signing=make_signing_key(generate_private_key(algorithm), algorithm))
+    (jwk,) = key_set.jwks()["keys"]
+    assert jwk["kid"] == key_set.signing.kid
+    assert jwk["alg"] == algorithm
+    assert jwk["use"] == "sig"
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
+
+
+@pytest.mark.parametrize(
+    ("key_algorithm", "configured"), [("RS256", "ES256"), ("ES256", "EdDSA"), ("EdDSA", "RS256")]
+)
+def test_key_type_must_fit_the_algorithm(
+    tmp_path: Path, key_algorithm: str, configured: str
+) -> None:
+    private, public = write_key_pair(tmp_path, key_algorithm)
+    with pytest.raises(KeyError_, match="JWT_PRIVATE_KEY_PATH"):
+        load_key_set(private_key_path=private, public_key_path=public, algorithm=configured)
+
+
+def test_write_key_pair_never_overwrites(tmp_path: Path) -> None:
+    write_key_pair(tmp_path, "ES256")
+    with pytest.raises(KeyError_, match="already exists"):
+        write_key_pair(tmp_path, "ES256")
+
+
+def _user() -> User:
+    return User(
+        id=uuid4(),
+        email="cow@cow.jp",
+        email_key="cow@cow.jp",
+        email_verified=False,
+        given_name="Melvin",
+        family_name="Friedman",
+        display_name="",
+        password_hash=None,
+        created_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_access_token_round_trip_and_refusals() -> None:
+    key_set = KeySet(signing=make_signing_key(generate_private_key("ES256"), "ES256"))
+    tokens = JwtAccessTokens(key_set, issuer="https://a", audiences=("x", "y"), ttl_seconds=60)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    token = tokens.issue(_user(), session_id=uuid4(), now=now)
+    claims = tokens.verify(token, now=now + timedelta(seconds=59))
+    assert claims.name == "Melvin Friedman"
+    with pytest.raises(InvalidAccessToken):
+        tokens.verify(token, now=now + timedelta(seconds=60))
+    other = JwtAccessTokens(key_set, issuer="https://b", audiences=("x",), ttl_seconds=60)
+    with pytest.raises(InvalidAccessToken):
+        other.verify(token, now=now)
+    with pytest.raises(InvalidAccessToken):
+        tokens.verify("x" * 10_000, now=now)
+
+
+def test_refresh_tokens_are_256_bit_and_only_their_hash_is_kept() -> None:
+    tokens = {new_refresh_token() for _ in range(100)}
+    assert len(tokens) == 100
+    token = tokens.pop()
+    assert len(token) == 43  # 32 bytes, base64url without padding
+    assert hash_refresh_token(token) != token
+    assert len(hash_refresh_token(token)) == 64
+
+
+def test_sealed_successor_opens_only_with_the_parent_token() -> None:
+    parent, successor = new_refresh_token(), new_refresh_token()
+    sealed = seal_successor(parent, successor)
+    assert successor.encode() not in sealed
+    assert open_successor(parent, sealed) == successor
+    assert open_successor(new_refresh_token(), sealed) is None
+    # The stored hash of the parent does not open it either.
+    assert open_successor(hash_refresh_token(parent), sealed) is None
+    tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    assert open_successor(parent, tampered) is None
+
+
+async def test_production_parameters_are_owasp_argon2id() -> None:
+    hasher = Argon2PasswordHasher(Argon2Parameters())
+    try:
+        stored = await hasher.hash("correct horse battery staple")
+        assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert await hasher.verify(stored, "correct horse battery staple")
+        assert not await hasher.verify(stored, "correct horse battery stapl")
+        assert not await hasher.verify("not a hash", "x")
+        assert not hasher.needs_rehash(stored)
+        cheap = Argon2PasswordHasher(Argon2Parameters(time_cost=1, memory_kib=8))
+        try:
+            assert hasher.needs_rehash(await cheap.hash("x"))
+        finally:
+            cheap.close()
+    finally:
+        hasher.close()
+
+
+async def test_passwords_are_nfkc_normalized_before_hashing() -> None:
+    hasher = Argon2PasswordHasher(Argon2Parameters(time_cost=1, memory_kib=8))
+    try:
+        stored = await hasher.hash("caf\u00e9 \uff11\uff12")  # composed é, full-width digits
+        assert await hasher.verify(stored, "cafe\u0301 12")  # decomposed é, ASCII digits
+        assert not await hasher.verify(stored, " caf\u00e9 12")  # never trimmed
+    finally:
+        hasher.close()
+
+
+async def test_a_full_hashing_queue_refuses_at_once_and_recovers() -> None:
+    import asyncio
+
+    from authgate.errors import Unavailable
+
+    hasher = Argon2PasswordHasher(
+        Argon2Parameters(time_cost=1, memory_kib=8), workers=1, max_pending=3
+    )
+    try:
+        outcomes = await asyncio.gather(
+            *(hasher.hash(f"password-{i}") for i in range(10)), return_exceptions=True
+        )
+        refused = [o for o in outcomes if isinstance(o, Unavailable)]
+        hashed = [o for o in outcomes if isinstance(o, str)]
+        assert (len(hashed), len(refused)) == (3, 7)
+        assert hasher.pending == 0
+        assert (await hasher.hash("after the flood")).startswith("$argon2id$")
+    finally:
+        hasher.close()
+
+
+def test_verified_tokens_are_cached_but_still_expire_and_forgeries_never_hit() -> None:
+    key_set = KeySet(signing=make_signing_key(generate_private_key("ES256"), "ES256"))
+    tokens = JwtAccessTokens(
+        key_set, issuer="https://a", audiences=("x",), ttl_seconds=60, cache_size=2
+    )
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    token = tokens.issue(_user(), session_id=uuid4(), now=now)
+    first = tokens.verify(token, now=now)
+    assert tokens.verify(token, now=now + timedelta(seconds=30)) is first  # from the cache
+    # A one-character change is a different token: verified from scratch, refused.
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(InvalidAccessToken):
+        tokens.verify(tampered, now=now)
+    with pytest.raises(InvalidAccessToken):
+        tokens.verify(token, now=now + timedelta(seconds=60))  # expired, even cached
+    # Bounded: older entries make way for newer ones.
+    for _ in range(3):
+        tokens.verify(tokens.issue(_user(), session_id=uuid4(), now=now), now=now)
+    assert len(tokens._verified) == 2

@@ -1,0 +1,211 @@
+"""Service logic on in-memory fakes: no database, no network, a frozen clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from authgate.clock import FrozenClock
+from authgate.domain.models import ClientInfo
+from authgate.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    WeakPassword,
+)
+from authgate.services.accounts import AccountService, SignUp
+from authgate.services.audit import AuditTrail
+from authgate.services.password_policy import PasswordPolicy
+from authgate.services.sessions import SessionPolicy, SessionService
+from tests.unit.fakes import (
+    AcceptAnyPassword,
+    AllowAllThrottles,
+    FakeAccessTokens,
+    FakeUnitOfWork,
+    RecordingHasher,
+    Store,
+)
+
+CLIENT = ClientInfo(address="192.0.2.1", user_agent="tests")
+
+
+def build(*, leeway: int = 10, rehash: bool = False) -> dict[str, Any]:
+    store = Store()
+    clock = FrozenClock()
+    hasher = RecordingHasher(rehash=rehash)
+    audit = AuditTrail(uow=lambda: FakeUnitOfWork(store), clock=clock)
+    throttles = AllowAllThrottles()
+    sessions = SessionService(
+        uow=lambda: FakeUnitOfWork(store),
+        access_tokens=FakeAccessTokens(),
+        clock=clock,
+        policy=SessionPolicy(
+            idle_ttl_seconds=100, absolute_ttl_seconds=1000, reuse_leeway_seconds=leeway
+        ),
+        audit=audit,
+        throttles=throttles,
+    )
+    accounts = AccountService(
+        uow=lambda: FakeUnitOfWork(store),
+        hasher=hasher,
+        sessions=sessions,
+        policy=PasswordPolicy(min_length=8),
+        clock=clock,
+        audit=audit,
+        throttles=throttles,
+        strength=AcceptAnyPassword(),
+    )
+    return {
+        "throttles": throttles,
+        "store": store,
+        "clock": clock,
+        "hasher": hasher,
+        "sessions": sessions,
+        "accounts": accounts,
+    }
+
+
+async def test_unknown_email_costs_exactly_one_dummy_verification() -> None:
+    w = build()
+    with pytest.raises(InvalidCredentials):
+        await w["accounts"].sign_in("nobody@cow.jp", "whatever-password", CLIENT)
+    assert w["hasher"].calls == ["verify_dummy"]
+
+
+async def test_wrong_password_costs_exactly_one_verification() -> None:
+    w = build()
+    await w["accounts"].sign_up(SignUp("cow@cow.jp", "right-password"), CLIENT)
+    w["hasher"].calls.clear()
+    with pytest.raises(InvalidCredentials):
+        await w["accounts"].sign_in("cow@cow.jp", "wrong-password", CLIENT)
+    assert w["hasher"].calls == ["verify"]
+
+
+async def test_invalid_email_syntax_also_costs_one_dummy_verification() -> None:
+    w = build()
+    with pytest.raises(InvalidCredentials):
+        await w["accounts"].sign_in("not an email", "whatever", CLIENT)
+    assert w["hasher"].calls == ["verify_dummy"]
+
+
+async def test_hash_is_upgraded_on_sign_in_when_parameters_change() -> None:
+    w = build(rehash=True)
+    await w["accounts"].sign_up(SignUp("cow@cow.jp", "right-password"), CLIENT)
+    w["hasher"].calls.clear()
+    await w["accounts"].sign_in("cow@cow.jp", "right-password", CLIENT)
+    assert w["hasher"].calls == ["verify", "hash"]
+    (user,) = w["store"].users.values()
+    assert user.password_hash == "hash:right-password"
+
+
+async def test_failed_sign_up_writes_nothing() -> None:
+    w = build()
+    with pytest.raises(WeakPassword):
+        await w["accounts"].sign_up(SignUp("cow@cow.jp", "short"), CLIENT)
+    await w["accounts"].sign_up(SignUp("cow@cow.jp", "long-enough"), CLIENT)
+    with pytest.raises(EmailTaken):
+        await w["accounts"].sign_up(SignUp("COW@cow.jp", "long-enough"), CLIENT)
+    assert len(w["store"].users) == 1
+    assert len(w["store"].sessions) == 1
+
+
+async def test_reuse_revokes_the_family_and_commits_before_refusing() -> None:
+    w = build(leeway=0)
+    pair = await w["accounts"].sign_up(SignUp("cow@cow.jp", "long-enough"), CLIENT)
+    successor = await w["sessions"].refresh(pair.refresh_token, CLIENT)
+    with pytest.raises(RefreshTokenReused):
+        await w["sessions"].refresh(pair.refresh_token, CLIENT)
+    (session,) = w["store"].sessions.values()
+    assert session.revoked_reason == "reuse_detected"
+    with pytest.raises(InvalidRefreshToken):
+        await w["sessions"].refresh(successor.refresh_token, CLIENT)
+
+
+async def test_leeway_boundary() -> None:
+    w = build(leeway=10)
+    pair = await w["accounts"].sign_up(SignUp("cow@cow.jp", "long-enough"), CLIENT)
+    successor = await w["sessions"].refresh(pair.refresh_token, CLIENT)
+    w["clock"].advance(10)
+    again = await w["sessions"].refresh(pair.refresh_token, CLIENT)
+    assert again.refresh_token == successor.refresh_token
+    w["clock"].advance(0.001)
+    with pytest.raises(RefreshTokenReused):
+        await w["sessions"].refresh(pair.refresh_token, CLIENT)
+
+
+async def test_refresh_with_a_wrong_email_writes_nothing() -> None:
+    w = build()
+    pair = await w["accounts"].sign_up(SignUp("cow@cow.jp", "long-enough"), CLIENT)
+    commits = w["store"].commits
+    with pytest.raises(InvalidRefreshToken):
+        await w["sessions"].refresh(pair.refresh_token, CLIENT, expected_email_key="horse@cow.jp")
+    assert w["store"].commits == commits
+    assert all(t.rotated_at is None for t in w["store"].tokens.values())
+
+
+async def test_lock_is_checked_before_the_password_and_failures_are_counted() -> None:
+    w = build()
+    await w["accounts"].sign_up(SignUp("cow@cow.jp", "right-password"), CLIENT)
+    w["throttles"].calls.clear()
+    with pytest.raises(InvalidCredentials):
+        await w["accounts"].sign_in("COW@cow.jp", "wrong-password", CLIENT)
+    with pytest.raises(InvalidCredentials):
+        await w["accounts"].sign_in("nobody@cow.jp", "wrong-password", CLIENT)
+    await w["accounts"].sign_in("cow@cow.jp", "right-password", CLIENT)
+    assert w["throttles"].calls == [
+        ("ip:auth", "192.0.2.1"),
+        ("check_account", "cow@cow.jp"),
+        ("record_failure", "cow@cow.jp"),
+        ("ip:auth", "192.0.2.1"),
+        ("check_account", "nobody@cow.jp"),
+        ("record_failure", "nobody@cow.jp"),
+        ("ip:auth", "192.0.2.1"),
+        ("check_account", "cow@cow.jp"),
+        ("record_success", "cow@cow.jp"),
+    ]
+
+
+class _SpyingArgon2:
+    """The production hasher, recording every hash it verifies against."""
+
+    def __init__(self) -> None:
+        from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
+
+        self.verified: list[str] = []
+        outer = self
+
+        class Spy(Argon2PasswordHasher):
+            def _verify_sync(self, password_hash: str, password: str) -> bool:
+                outer.verified.append(password_hash)
+                return super()._verify_sync(password_hash, password)
+
+        self.hasher = Spy(Argon2Parameters())  # production parameters
+
+
+async def test_unknown_email_and_wrong_password_each_verify_once_with_production_parameters() -> (
+    None
+):
+    spy = _SpyingArgon2()
+    w = build()
+    accounts = AccountService(
+        uow=lambda: FakeUnitOfWork(w["store"]),
+        hasher=spy.hasher,
+        sessions=w["sessions"],
+        policy=PasswordPolicy(min_length=8),
+        clock=w["clock"],
+        audit=AuditTrail(uow=lambda: FakeUnitOfWork(w["store"]), clock=w["clock"]),
+        throttles=AllowAllThrottles(),
+        strength=AcceptAnyPassword(),
+    )
+    try:
+        await accounts.sign_up(SignUp("cow@cow.jp", "right-password"), CLIENT)
+        for email in ("cow@cow.jp", "nobody@cow.jp"):
+            spy.verified.clear()
+            with pytest.raises(InvalidCredentials):
+                await accounts.sign_in(email, "wrong-password", CLIENT)
+            assert len(spy.verified) == 1, email
+            assert spy.verified[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$"), email
+    finally:
+        spy.hasher.close()

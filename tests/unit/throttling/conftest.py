@@ -1,0 +1,17 @@
+"""A memory-backed throttle on the shared frozen clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from authgate.clock import FrozenClock
+from authgate.throttling import CounterThrottle, build_throttle
+
+
+@pytest.fixture
+async def throttle(clock: FrozenClock) -> AsyncIterator[CounterThrottle]:
+    throttle = build_throttle("memory://", clock=clock)
+    yield throttle
+    await throttle.close()

@@ -1,0 +1,104 @@
+"""CounterThrottle on memory storage: counts, refusals, windows timed by the clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from authgate.clock import FrozenClock
+from authgate.throttling import CounterThrottle, RateLimit, build_throttle
+
+PER_MINUTE = RateLimit(amount=3, window_seconds=60)
+
+
+async def test_allows_the_amount_then_refuses_until_the_window_ends(
+    throttle: CounterThrottle, clock: FrozenClock
+) -> None:
+    clock.advance(20)  # 40 seconds left in this minute
+    decisions = [await throttle.hit("test", "k", PER_MINUTE) for _ in range(4)]
+
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert [d.retry_after_seconds for d in decisions] == [0, 0, 0, 40]
+
+
+async def test_retry_after_rounds_up_and_is_never_zero(
+    throttle: CounterThrottle, clock: FrozenClock
+) -> None:
+    clock.advance(59.5)
+    for _ in range(3):
+        await throttle.hit("test", "k", PER_MINUTE)
+    assert (await throttle.hit("test", "k", PER_MINUTE)).retry_after_seconds == 1
+
+
+async def test_the_next_window_starts_a_new_count(
+    throttle: CounterThrottle, clock: FrozenClock
+) -> None:
+    clock.advance(30)
+    for _ in range(4):
+        await throttle.hit("test", "k", PER_MINUTE)
+
+    clock.advance(29.9)
+    assert not (await throttle.hit("test", "k", PER_MINUTE)).allowed
+    clock.advance(0.1)
+    assert (await throttle.hit("test", "k", PER_MINUTE)).allowed
+
+
+async def test_peek_does_not_count(throttle: CounterThrottle) -> None:
+    for _ in range(10):
+        assert (await throttle.peek("test", "k", PER_MINUTE)).allowed
+    for _ in range(2):
+        await throttle.hit("test", "k", PER_MINUTE)
+
+    peeked = await throttle.peek("test", "k", PER_MINUTE)
+    assert (peeked.allowed, peeked.remaining) == (True, 1)
+    await throttle.hit("test", "k", PER_MINUTE)
+    assert not (await throttle.peek("test", "k", PER_MINUTE)).allowed
+
+
+async def test_reset_forgets_the_count(throttle: CounterThrottle) -> None:
+    for _ in range(3):
+        await throttle.hit("test", "k", PER_MINUTE)
+    await throttle.reset("test", "k", PER_MINUTE)
+    assert (await throttle.hit("test", "k", PER_MINUTE)).remaining == 2
+
+
+async def test_names_keys_and_windows_count_separately(throttle: CounterThrottle) -> None:
+    for _ in range(3):
+        await throttle.hit("first", "k", PER_MINUTE)
+
+    assert (await throttle.hit("second", "k", PER_MINUTE)).allowed
+    assert (await throttle.hit("first", "other", PER_MINUTE)).allowed
+    per_hour = RateLimit(amount=3, window_seconds=3600)
+    assert (await throttle.hit("first", "k", per_hour)).allowed
+    assert not (await throttle.hit("first", "k", PER_MINUTE)).allowed
+
+
+async def test_two_throttles_on_memory_do_not_share(clock: FrozenClock) -> None:
+    # Documents why memory:// is for a single worker only.
+    first = build_throttle("memory://", clock=clock)
+    second = build_throttle("memory://", clock=clock)
+    try:
+        for _ in range(3):
+            await first.hit("test", "k", PER_MINUTE)
+        assert (await second.hit("test", "k", PER_MINUTE)).allowed
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "with:colon", "space d", "x" * 41])
+async def test_refuses_names_outside_the_key_layout(throttle: CounterThrottle, name: str) -> None:
+    with pytest.raises(ValueError, match="throttle name"):
+        await throttle.hit(name, "k", PER_MINUTE)
+
+
+async def test_long_keys_are_accepted(throttle: CounterThrottle) -> None:
+    email = ("a" * 64) + "@" + ("b" * 189)
+    assert (await throttle.hit("test", email, PER_MINUTE)).allowed
+
+
+async def test_close_is_idempotent(clock: FrozenClock) -> None:
+    throttle = build_throttle("memory://", clock=clock)
+    await throttle.hit("test", "k", PER_MINUTE)
+    await throttle.close()
+    await throttle.close()
