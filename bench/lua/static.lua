@@ -1,0 +1,2 @@
+-- verify, jwks, hello: one fixed request (method, path and headers from the
+-- command line), no request() function, so wrk sends it without calling Lua.
