@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
+def configure_logging(level: str = "info", fmt: str = "text", *, access_log: bool = True) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -45,6 +45,12 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    if not access_log:
+        # uvicorn formats an access line whenever uvicorn.access has a handler
+        # anywhere up the tree (Logger.hasHandlers), before any level check; that
+        # cost a fifth of the CPU of a token check. A logger with no handler and
+        # no propagation makes uvicorn skip the line entirely.
+        logging.getLogger("uvicorn.access").propagate = False
 
 
 def route_events_to_stdlib() -> None:

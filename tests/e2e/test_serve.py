@@ -290,6 +290,8 @@ def test_json_logs_and_the_audit_command(tmp_path: Path) -> None:
     assert failed[0]["reason"] == "wrong_password"
     assert failed[0]["user_id"] == user_id
     assert "wrong-password" not in log
+    # ACCESS_LOG defaults to true: uvicorn's access lines come out as JSON too.
+    assert any(r.get("logger") == "uvicorn.access" for r in records), log
 
     def audit(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _configure_logging(settings: Settings) -> None:
     from authgate.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -204,5 +204,5 @@ def create_app_from_env() -> FastAPI:
 
     settings = load_settings()
     # Worker processes start fresh: configure logging here as the CLI did.
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     return create_app(settings)
