@@ -18,24 +18,29 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value is not None else None
 
 
+# Built once: see the note at the top of repositories.py.
+_INSERT_EVENT = insert(audit_events)
+
+
 class SqlAuditRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
     async def add(self, event: AuditEvent) -> None:
         await self._conn.execute(
-            insert(audit_events).values(
-                id=uuid.uuid4(),
-                occurred_at=event.occurred_at,
-                name=event.name,
-                user_id=event.user_id,
-                session_id=event.session_id,
-                reason=_clip(event.reason, 64),
-                provider=_clip(event.provider, 64),
-                client_address=_clip(event.client_address, 64),
+            _INSERT_EVENT,
+            {
+                "id": uuid.uuid4(),
+                "occurred_at": event.occurred_at,
+                "name": event.name,
+                "user_id": event.user_id,
+                "session_id": event.session_id,
+                "reason": _clip(event.reason, 64),
+                "provider": _clip(event.provider, 64),
+                "client_address": _clip(event.client_address, 64),
                 # A user agent is attacker-chosen text: bounded, and never parsed.
-                user_agent=_clip(event.user_agent, 256),
-            )
+                "user_agent": _clip(event.user_agent, 256),
+            },
         )
 
     async def list(

@@ -1,6 +1,12 @@
 """Repositories over one transaction's connection (SQLAlchemy Core, no ORM on the hot path).
 
 Repositories never commit: the unit of work that handed them the connection does.
+
+Every statement is built once, at import, with named bind parameters, and executed
+with a parameter dict. Building ``update(...).where(...).values(...)`` per call and
+computing its cache key each time was a fifth of a refresh's database-layer CPU;
+a statement object reused keeps its memoized cache key and compiled form.
+(UPDATE parameters are named ``b_*``: SQLAlchemy reserves the column names there.)
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +40,25 @@ def _user(row: Any, prefix: str = "") -> User:
     )
 
 
+_INSERT_USER = insert(users)
+_USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+_USER_BY_EMAIL_KEY = select(users).where(users.c.email_key == bindparam("email_key"))
+_SET_PASSWORD_HASH = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    .values(password_hash=bindparam("b_password_hash", type_=users.c.password_hash.type))
+)
+_MARK_EMAIL_VERIFIED = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    .values(
+        email=bindparam("b_email", type_=users.c.email.type),
+        email_key=bindparam("b_email_key", type_=users.c.email_key.type),
+        email_verified=True,
+    )
+)
+
+
 class SqlUserRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
@@ -44,18 +69,19 @@ class SqlUserRepository:
             # duplicate-key error on every backend.
             async with self._conn.begin_nested():
                 await self._conn.execute(
-                    insert(users).values(
-                        id=user.id,
-                        email=user.email,
-                        email_key=user.email_key,
-                        email_verified=user.email_verified,
-                        given_name=user.given_name,
-                        family_name=user.family_name,
-                        display_name=user.display_name,
-                        password_hash=user.password_hash,
-                        created_at=user.created_at,
-                        updated_at=user.created_at,
-                    )
+                    _INSERT_USER,
+                    {
+                        "id": user.id,
+                        "email": user.email,
+                        "email_key": user.email_key,
+                        "email_verified": user.email_verified,
+                        "given_name": user.given_name,
+                        "family_name": user.family_name,
+                        "display_name": user.display_name,
+                        "password_hash": user.password_hash,
+                        "created_at": user.created_at,
+                        "updated_at": user.created_at,
+                    },
                 )
         except IntegrityError:
             # The only unique column a new random id can collide on is email_key:
@@ -63,24 +89,23 @@ class SqlUserRepository:
             raise EmailTaken() from None
 
     async def get(self, user_id: UUID) -> User | None:
-        row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
+        row = (await self._conn.execute(_USER_BY_ID, {"user_id": user_id})).first()
         return _user(row) if row else None
 
     async def get_by_email_key(self, email_key: str) -> User | None:
-        result = await self._conn.execute(select(users).where(users.c.email_key == email_key))
+        result = await self._conn.execute(_USER_BY_EMAIL_KEY, {"email_key": email_key})
         row = result.first()
         return _user(row) if row else None
 
     async def set_password_hash(self, user_id: UUID, password_hash: str | None) -> None:
         await self._conn.execute(
-            update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+            _SET_PASSWORD_HASH, {"b_user_id": user_id, "b_password_hash": password_hash}
         )
 
     async def mark_email_verified(self, user_id: UUID, *, email: str, email_key: str) -> None:
         await self._conn.execute(
-            update(users)
-            .where(users.c.id == user_id)
-            .values(email=email, email_key=email_key, email_verified=True)
+            _MARK_EMAIL_VERIFIED,
+            {"b_user_id": user_id, "b_email": email, "b_email_key": email_key},
         )
 
 
@@ -97,6 +122,26 @@ def _identity(row: Any) -> IdentityRecord:
     )
 
 
+_INSERT_IDENTITY = insert(identities)
+_IDENTITY_BY_SUBJECT = select(identities).where(
+    identities.c.provider == bindparam("provider"), identities.c.subject == bindparam("subject")
+)
+_TOUCH_IDENTITY = (
+    update(identities)
+    .where(identities.c.id == bindparam("b_identity_id"))
+    .values(
+        last_used_at=bindparam("b_at", type_=identities.c.last_used_at.type),
+        email=bindparam("b_email", type_=identities.c.email.type),
+        email_verified=bindparam("b_email_verified", type_=identities.c.email_verified.type),
+    )
+)
+_IDENTITIES_OF_USER = (
+    select(identities)
+    .where(identities.c.user_id == bindparam("user_id"))
+    .order_by(identities.c.created_at, identities.c.provider)
+)
+
+
 class SqlIdentityRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
@@ -105,43 +150,42 @@ class SqlIdentityRepository:
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
-                    insert(identities).values(
-                        id=identity.id,
-                        user_id=identity.user_id,
-                        provider=identity.provider,
-                        subject=identity.subject,
-                        email=identity.email,
-                        email_verified=identity.email_verified,
-                        created_at=identity.created_at,
-                        last_used_at=identity.last_used_at,
-                    )
+                    _INSERT_IDENTITY,
+                    {
+                        "id": identity.id,
+                        "user_id": identity.user_id,
+                        "provider": identity.provider,
+                        "subject": identity.subject,
+                        "email": identity.email,
+                        "email_verified": identity.email_verified,
+                        "created_at": identity.created_at,
+                        "last_used_at": identity.last_used_at,
+                    },
                 )
         except IntegrityError:
             raise IdentityTaken() from None
 
     async def get(self, provider: str, subject: str) -> IdentityRecord | None:
-        statement = select(identities).where(
-            identities.c.provider == provider, identities.c.subject == subject
-        )
-        row = (await self._conn.execute(statement)).first()
+        parameters = {"provider": provider, "subject": subject}
+        row = (await self._conn.execute(_IDENTITY_BY_SUBJECT, parameters)).first()
         return _identity(row) if row else None
 
     async def touch(
         self, identity_id: UUID, *, at: datetime, email: str | None, email_verified: bool
     ) -> None:
         await self._conn.execute(
-            update(identities)
-            .where(identities.c.id == identity_id)
-            .values(last_used_at=at, email=email, email_verified=email_verified)
+            _TOUCH_IDENTITY,
+            {
+                "b_identity_id": identity_id,
+                "b_at": at,
+                "b_email": email,
+                "b_email_verified": email_verified,
+            },
         )
 
     async def list_for_user(self, user_id: UUID) -> list[IdentityRecord]:
-        statement = (
-            select(identities)
-            .where(identities.c.user_id == user_id)
-            .order_by(identities.c.created_at, identities.c.provider)
-        )
-        return [_identity(row) for row in await self._conn.execute(statement)]
+        rows = await self._conn.execute(_IDENTITIES_OF_USER, {"user_id": user_id})
+        return [_identity(row) for row in rows]
 
 
 def _session(row: Any) -> SessionRecord:
@@ -182,6 +226,33 @@ _TOKEN_SESSION_USER = (
     )
     .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
     .join(users, users.c.id == sessions.c.user_id)
+    .where(refresh_tokens.c.token_hash == bindparam("token_hash"))
+)
+_INSERT_SESSION = insert(sessions)
+_INSERT_TOKEN = insert(refresh_tokens)
+# Conditional: of two requests that both read the token as current, only one can
+# end it. The loser sees rowcount 0 and takes the rotated path.
+_MARK_ROTATED = (
+    update(refresh_tokens)
+    .where(refresh_tokens.c.id == bindparam("b_token_id"), refresh_tokens.c.rotated_at.is_(None))
+    .values(
+        rotated_at=bindparam("b_at", type_=refresh_tokens.c.rotated_at.type),
+        successor_sealed=bindparam("b_sealed", type_=refresh_tokens.c.successor_sealed.type),
+    )
+)
+_SESSION_REVOCATION = {
+    "revoked_at": bindparam("b_at", type_=sessions.c.revoked_at.type),
+    "revoked_reason": bindparam("b_reason", type_=sessions.c.revoked_reason.type),
+}
+_REVOKE_SESSION = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("b_session_id"), sessions.c.revoked_at.is_(None))
+    .values(**_SESSION_REVOCATION)
+)
+_REVOKE_USER_SESSIONS = (
+    update(sessions)
+    .where(sessions.c.user_id == bindparam("b_user_id"), sessions.c.revoked_at.is_(None))
+    .values(**_SESSION_REVOCATION)
 )
 
 
@@ -191,28 +262,30 @@ class SqlSessionRepository:
 
     async def add_session(self, session: SessionRecord) -> None:
         await self._conn.execute(
-            insert(sessions).values(
-                id=session.id,
-                user_id=session.user_id,
-                created_at=session.created_at,
-                absolute_expires_at=session.absolute_expires_at,
-                revoked_at=session.revoked_at,
-                revoked_reason=session.revoked_reason,
-            )
+            _INSERT_SESSION,
+            {
+                "id": session.id,
+                "user_id": session.user_id,
+                "created_at": session.created_at,
+                "absolute_expires_at": session.absolute_expires_at,
+                "revoked_at": session.revoked_at,
+                "revoked_reason": session.revoked_reason,
+            },
         )
 
     async def add_token(self, token: RefreshTokenRecord) -> None:
         await self._conn.execute(
-            insert(refresh_tokens).values(
-                id=token.id,
-                session_id=token.session_id,
-                parent_id=token.parent_id,
-                token_hash=token.token_hash,
-                issued_at=token.issued_at,
-                expires_at=token.expires_at,
-                rotated_at=token.rotated_at,
-                successor_sealed=token.successor_sealed,
-            )
+            _INSERT_TOKEN,
+            {
+                "id": token.id,
+                "session_id": token.session_id,
+                "parent_id": token.parent_id,
+                "token_hash": token.token_hash,
+                "issued_at": token.issued_at,
+                "expires_at": token.expires_at,
+                "rotated_at": token.rotated_at,
+                "successor_sealed": token.successor_sealed,
+            },
         )
 
     async def find_token(
@@ -222,32 +295,23 @@ class SqlSessionRepository:
         # rotations (on MariaDB the loser waits for the winner's row lock, then
         # matches nothing; under READ COMMITTED its next read sees the winner's row).
         # SQLite serializes whole transactions with BEGIN IMMEDIATE.
-        statement = _TOKEN_SESSION_USER.where(refresh_tokens.c.token_hash == token_hash)
-        row = (await self._conn.execute(statement)).first()
+        row = (await self._conn.execute(_TOKEN_SESSION_USER, {"token_hash": token_hash})).first()
         if row is None:
             return None
         return _token(row), _session(row), _user(row, prefix="u_")
 
     async def mark_rotated(self, token_id: UUID, *, at: datetime, successor_sealed: bytes) -> bool:
-        # Conditional: of two requests that both read the token as current, only
-        # one can end it. The loser sees rowcount 0 and takes the rotated path.
         result = await self._conn.execute(
-            update(refresh_tokens)
-            .where(refresh_tokens.c.id == token_id, refresh_tokens.c.rotated_at.is_(None))
-            .values(rotated_at=at, successor_sealed=successor_sealed)
+            _MARK_ROTATED, {"b_token_id": token_id, "b_at": at, "b_sealed": successor_sealed}
         )
         return result.rowcount == 1
 
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
         await self._conn.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=at, revoked_reason=reason)
+            _REVOKE_SESSION, {"b_session_id": session_id, "b_at": at, "b_reason": reason}
         )
 
     async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
         await self._conn.execute(
-            update(sessions)
-            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=at, revoked_reason=reason)
+            _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
         )
