@@ -19,6 +19,7 @@ The web layer maps each class to a status code in exactly one place
     │   │   └── RefreshTokenReused  an already-rotated token came back: its family is revoked
     │   └── InvalidIdToken        a provider's ID token failed verification
     ├── TooManyRequests           a throttle refused the request; carries retry_after_seconds
+    │   └── AccountLocked         too many password attempts on one account (releases itself)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
         └── ProviderUnavailable   the provider's signing keys cannot be obtained
 """
@@ -105,6 +106,7 @@ class RefreshTokenReused(InvalidRefreshToken):
     # that reuse was detected helps nobody but the thief.
     code = "invalid_refresh_token"
     session_id: UUID | None = None  # the revoked family, for the audit trail
+    user_id: UUID | None = None  # its owner, likewise
 
 
 class InvalidIdToken(Unauthenticated):
@@ -125,6 +127,11 @@ class TooManyRequests(AuthError):
     ) -> None:
         super().__init__(message, detail_for_log=detail_for_log)
         self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+class AccountLocked(TooManyRequests):
+    # Same code and message as any throttle: the client learns to wait, nothing more.
+    lock_started: bool = False  # the attempt that crossed the limit, for the audit trail
 
 
 class Unavailable(AuthError):

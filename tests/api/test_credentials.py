@@ -80,6 +80,9 @@ async def test_accented_and_plain_emails_are_distinct_on_every_database(api: Api
         ({"email": 123, "password": "Moo00!_*&x"}, 422, "validation_failed"),
         ({"password": "Moo00!_*&x"}, 422, "validation_failed"),
         (_body(firstName="Mel\x00vin"), 422, "invalid_input"),
+        (_body(firstName="Melvin\n"), 422, "invalid_input"),  # refused, not trimmed away
+        (_body(lastName="Fried\x85man"), 422, "invalid_input"),  # C1 control
+        (_body(lastName="\u202enamdeirF"), 422, "invalid_input"),  # bidi override
         (_body(lastName="x" * 101), 422, "validation_failed"),
     ],
 )
@@ -205,8 +208,13 @@ async def test_oversized_bodies_are_413_with_or_without_content_length(api: Api)
     )
     assert declared.status_code == 413
 
+    assert declared.headers["x-content-type-options"] == "nosniff"
+    sent = 0
+
     async def chunks() -> Any:
-        for _ in range(20):
+        nonlocal sent
+        for _ in range(200):
+            sent += 1
             yield b" " * 8192
 
     streamed = await api.client.post(
@@ -215,6 +223,9 @@ async def test_oversized_bodies_are_413_with_or_without_content_length(api: Api)
     assert "content-length" not in streamed.request.headers
     assert streamed.status_code == 413
     assert streamed.json()["code"] == "body_too_large"
+    assert streamed.headers["x-content-type-options"] == "nosniff"
+    # Reading stopped once the count passed 64 KiB (8 chunks), not after 1.6 MB.
+    assert sent < 20
     assert all(n == 0 for n in (await count_rows(api.settings.effective_database_url)).values())
 
 
@@ -226,3 +237,20 @@ async def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     assert wrong_method.status_code == 405
     assert wrong_method.json()["code"] == "method_not_allowed"
     assert wrong_method.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_an_unexpected_error_is_a_bare_500_problem_with_the_security_headers(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(api.app.state.container.accounts, "sign_in", broken)
+    response = await api.client.post(
+        "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "Moo00!_*&x"}
+    )
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "secret internals" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"

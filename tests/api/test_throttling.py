@@ -61,7 +61,32 @@ async def test_an_account_locks_after_failures_from_many_addresses(api: Api) -> 
         again = await later.post(SIGN_IN, json={"email": "cow@cow.jp", "password": "Moo00!_*&x"})
     assert again.status_code == 200
     events = await fetch_all(api.settings.effective_database_url, "audit_events")
-    assert [e["name"] for e in events].count("lockout") == 2
+    # One row when the lock started (the two refusals after it go to the log only),
+    # naming the locked account.
+    lockouts = [e for e in events if e["name"] == "lockout"]
+    assert len(lockouts) == 1
+    signed_up = next(e for e in events if e["name"] == "signup")
+    assert lockouts[0]["user_id"] == signed_up["user_id"]
+
+
+async def test_concurrent_guesses_cannot_outrun_the_lock(api: Api) -> None:
+    """Twelve wrong passwords at once from twelve addresses: only the account's limit
+    (3) are ever verified; the rest are refused before hashing. Were the lock read
+    before verifying and counted after, all twelve would read "not locked"."""
+    import asyncio
+
+    await api.sign_up("cow@cow.jp", "Moo00!_*&x")
+
+    async def guess(i: int) -> int:
+        async with client_at(api, f"203.0.113.{i}") as attacker:
+            body = {"email": "cow@cow.jp", "password": f"guess-{i}"}
+            return (await attacker.post(SIGN_IN, json=body)).status_code
+
+    statuses = await asyncio.gather(*(guess(i) for i in range(12)))
+    assert sorted(statuses) == [401] * 3 + [429] * 9
+    events = await fetch_all(api.settings.effective_database_url, "audit_events")
+    failed = [e for e in events if e["name"] == "signin_failed"]
+    assert len(failed) == 3  # one verified (and audited) failure per allowed attempt
 
 
 async def test_unknown_emails_lock_the_same_way(api: Api) -> None:

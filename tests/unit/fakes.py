@@ -232,11 +232,8 @@ class AllowAllThrottles:
     async def check_ip(self, scope: str, address: str) -> None:
         self.calls.append(("ip:" + scope, address))
 
-    async def check_account(self, email_key: str) -> None:
-        self.calls.append(("check_account", email_key))
-
-    async def record_failure(self, email_key: str) -> None:
-        self.calls.append(("record_failure", email_key))
+    async def begin_attempt(self, email_key: str) -> None:
+        self.calls.append(("begin_attempt", email_key))
 
     async def record_success(self, email_key: str) -> None:
         self.calls.append(("record_success", email_key))

@@ -145,7 +145,7 @@ async def test_refresh_with_a_wrong_email_writes_nothing() -> None:
     assert all(t.rotated_at is None for t in w["store"].tokens.values())
 
 
-async def test_lock_is_checked_before_the_password_and_failures_are_counted() -> None:
+async def test_attempts_are_counted_before_the_password_and_cleared_by_success() -> None:
     w = build()
     await w["accounts"].sign_up(SignUp("cow@cow.jp", "right-password"), CLIENT)
     w["throttles"].calls.clear()
@@ -156,13 +156,11 @@ async def test_lock_is_checked_before_the_password_and_failures_are_counted() ->
     await w["accounts"].sign_in("cow@cow.jp", "right-password", CLIENT)
     assert w["throttles"].calls == [
         ("ip:auth", "192.0.2.1"),
-        ("check_account", "cow@cow.jp"),
-        ("record_failure", "cow@cow.jp"),
+        ("begin_attempt", "cow@cow.jp"),
         ("ip:auth", "192.0.2.1"),
-        ("check_account", "nobody@cow.jp"),
-        ("record_failure", "nobody@cow.jp"),
+        ("begin_attempt", "nobody@cow.jp"),
         ("ip:auth", "192.0.2.1"),
-        ("check_account", "cow@cow.jp"),
+        ("begin_attempt", "cow@cow.jp"),
         ("record_success", "cow@cow.jp"),
     ]
 

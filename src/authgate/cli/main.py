@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         "audit",
         help="print security events from the audit log",
         description="Print audit events (sign-ups, sign-ins and failures, refreshes, reuse "
-        "detections, revocations, provider links, lockouts), oldest first.",
+        "detections, revocations, provider links, lockouts): the newest --limit matching "
+        "events, printed oldest first.",
     )
     audit.add_argument("--user", help="only events of this user id")
     audit.add_argument(
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only events at or after this time: ISO 8601 (2026-11-22T10:00:00Z) or an age "
         "such as 30m, 12h, 7d",
     )
-    audit.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    audit.add_argument("--limit", type=int, default=100, help="the newest this many (default 100)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.set_defaults(handler=cmd_audit)
 

@@ -129,13 +129,14 @@ class Throttles(Protocol):
         """Count one request of ``scope`` from ``address``."""
         ...
 
-    async def check_account(self, email_key: str) -> None:
-        """Refuse while the account is locked, without counting."""
+    async def begin_attempt(self, email_key: str) -> None:
+        """Count one password attempt on the account, before verifying it; raise
+        :class:`authgate.errors.AccountLocked` once the account is over its limit."""
         ...
 
-    async def record_failure(self, email_key: str) -> None: ...
-
-    async def record_success(self, email_key: str) -> None: ...
+    async def record_success(self, email_key: str) -> None:
+        """The password was right: forget the attempts counted for the account."""
+        ...
 
 
 class PasswordRule(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import NoReturn
@@ -11,7 +12,7 @@ from authgate.clock import Clock
 from authgate.domain.emails import lookup_key, parse_email
 from authgate.domain.models import ClientInfo, TokenPair, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
-from authgate.errors import InvalidCredentials, InvalidInput, TooManyRequests
+from authgate.errors import AccountLocked, InvalidCredentials, InvalidInput
 from authgate.services.audit import AuditTrail
 from authgate.services.password_policy import MAX_PASSWORD_LENGTH, PasswordPolicy
 from authgate.services.sessions import SessionService
@@ -90,11 +91,12 @@ class AccountService:
             raise InvalidCredentials(detail_for_log="password over the maximum length")
         key = lookup_key(email)
         try:
-            # Checked before the password: a locked account answers the same
-            # whether the password was right or not.
-            await self._throttles.check_account(key)
-        except TooManyRequests:
-            await self._audit.record(self._audit.event("lockout", client, reason="locked"))
+            # Counted before the password is verified: a locked account answers the
+            # same whether the password was right or not, and concurrent guesses
+            # cannot all slip in before the first failure is counted.
+            await self._throttles.begin_attempt(key)
+        except AccountLocked as locked:
+            await self._audit_lock(key, client, started=locked.lock_started)
             raise
         async with self._uow() as uow:
             user = await uow.users.get_by_email_key(key)
@@ -102,11 +104,9 @@ class AccountService:
             # Same work as a real verification, so timing does not tell whether
             # the account exists; unknown emails count towards a lock for the same reason.
             await self._hasher.verify_dummy(password)
-            await self._throttles.record_failure(key)
             reason = "unknown_email" if user is None else "no_password"
             await self._refuse(client, reason, user.id if user else None)
         if not await self._hasher.verify(user.password_hash, password):
-            await self._throttles.record_failure(key)
             await self._refuse(client, "wrong_password", user.id)
         await self._throttles.record_success(key)
         new_hash = None
@@ -121,6 +121,18 @@ class AccountService:
             )
             await self._audit.add(uow, event)
         return self._sessions.tokens_for(started)
+
+    async def _audit_lock(self, key: str, client: ClientInfo, *, started: bool) -> None:
+        """One ``lockout`` row when the lock starts, naming the account; the refused
+        attempts after it go to the log only, so hammering a locked account does not
+        turn into one database write per request."""
+        if not started:
+            self._audit.emit(self._audit.event("signin_failed", client, reason="locked"))
+            return
+        async with self._uow() as uow:
+            user = await uow.users.get_by_email_key(key)
+        event = self._audit.event("lockout", client, user_id=user.id if user else None)
+        await self._audit.record(event)
 
     async def _refuse(self, client: ClientInfo, reason: str, user_id: UUID | None) -> NoReturn:
         await self._audit.record(
@@ -144,10 +156,19 @@ class AccountService:
         return user, providers
 
 
+# Bidirectional embeddings, overrides and isolates: "\u202eeciffO" renders as
+# "Office" reversed in an admin console or an email greeting (Trojan Source,
+# CVE-2021-42574). Marks (U+200E/U+200F) and joiners stay: RTL names and scripts
+# such as Persian need them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_name(value: str, *, limit: int = MAX_NAME_LENGTH) -> str:
+    # Checked before trimming: a tab or newline at either end is refused, not
+    # silently dropped. C0, DEL and C1 (U+0080-U+009F) are category Cc.
+    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+        raise InvalidInput("Names must not contain control characters.")
     cleaned = value.strip()
     if len(cleaned) > limit:
         raise InvalidInput(f"Names must be at most {limit} characters.")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
-        raise InvalidInput("Names must not contain control characters.")
     return cleaned

@@ -56,6 +56,10 @@ class AuditTrail:
             await uow.audit.add(event)
         _emit(event)
 
+    def emit(self, event: AuditEvent) -> None:
+        """Send ``event`` to the log only (repeats not worth a row each)."""
+        _emit(event)
+
 
 def _emit(event: AuditEvent) -> None:
     _log.info(

@@ -94,7 +94,11 @@ class SessionService:
         async with self._uow() as uow:
             outcome = await self._rotate(uow, token, token_hash, expected_email_key)
             if isinstance(outcome, RefreshTokenReused):
-                name, user_id, session_id = "refresh_reuse_detected", None, outcome.session_id
+                name, user_id, session_id = (
+                    "refresh_reuse_detected",
+                    outcome.user_id,
+                    outcome.session_id,
+                )
             else:
                 name, user_id, session_id = "refresh", outcome.user.id, outcome.session_id
             event = self._audit.event(name, client, user_id=user_id, session_id=session_id)
@@ -133,7 +137,7 @@ class SessionService:
             return StartedSession(user=user, session_id=session.id, refresh_token=retry)
         await uow.sessions.revoke_session(session.id, at=now, reason="reuse_detected")
         reused = RefreshTokenReused(detail_for_log=f"reuse detected in session {session.id}")
-        reused.session_id = session.id
+        reused.session_id, reused.user_id = session.id, user.id
         return reused
 
     async def revoke(

@@ -46,13 +46,16 @@ class SqlAuditRepository:
     async def list(
         self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[AuditEvent]:
-        statement = select(audit_events).order_by(audit_events.c.occurred_at, audit_events.c.id)
+        """The newest ``limit`` matching events, oldest first (as a log reads)."""
+        statement = select(audit_events).order_by(
+            audit_events.c.occurred_at.desc(), audit_events.c.id.desc()
+        )
         if user_id is not None:
             statement = statement.where(audit_events.c.user_id == user_id)
         if since is not None:
             statement = statement.where(audit_events.c.occurred_at >= since)
         rows = (await self._conn.execute(statement.limit(limit))).all()
-        return [_event(row) for row in rows]
+        return [_event(row) for row in reversed(rows)]
 
 
 def _event(row: Any) -> AuditEvent:

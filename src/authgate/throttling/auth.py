@@ -6,17 +6,21 @@ Two kinds of limit:
   and sign-up), ``signup`` (account creation, on top of ``auth``), ``refresh``.
   IPv6 clients are counted per /64, the block one subscriber usually gets;
   counting single IPv6 addresses would give each attacker 2**64 fresh limits.
-* **per target account**: failed password sign-ins per normalized email, so
-  spraying one account from many addresses is stopped too. Once the limit is
-  reached the account is locked until the window ends; the lock releases itself.
-  The caller checks the lock *before* verifying the password, so a locked account
-  answers the same whether the password was right or not, and records failures
-  for unknown emails too, so the lock does not reveal which accounts exist.
+* **per target account**: password attempts per normalized email, so spraying one
+  account from many addresses is stopped too. Each attempt is counted atomically
+  *before* the password is verified (``begin_attempt``) and a correct password
+  clears the count (``record_success``), so what is left counted is failures.
+  Counting first is what makes the limit hold under concurrency: had the count
+  been read before verifying and raised after, a hundred parallel guesses would
+  all have read "not locked" and all been verified. Once the limit is reached the
+  account is locked until the window ends; the lock releases itself. A locked
+  account answers the same whether the password was right or not, and unknown
+  emails are counted too, so the lock does not reveal which accounts exist.
 
 When the counter store (Redis) cannot be reached:
 
-* the **account lock fails closed**: ``check_account`` and ``record_failure``
-  raise ``Unavailable`` (503). The lock is the only limit between an attacker and
+* the **account lock fails closed**: ``begin_attempt`` raises ``Unavailable``
+  (503). The lock is the only limit between an attacker and
   unlimited password guesses, so password sign-in stops rather than run unguarded.
 * the **per-address limits fail open** (logged): they shed load, they do not guard
   a secret (refresh tokens and provider ID tokens cannot be guessed), and failing
@@ -33,7 +37,7 @@ import ipaddress
 import logging
 from typing import Literal
 
-from authgate.errors import TooManyRequests, Unavailable
+from authgate.errors import AccountLocked, TooManyRequests, Unavailable
 from authgate.throttling.ports import Throttle, ThrottleStoreUnavailable
 from authgate.throttling.rate import RateLimit
 
@@ -91,31 +95,27 @@ class AuthThrottles:
                 detail_for_log=f"per-address limit '{scope}' ({limit}) reached",
             )
 
-    async def check_account(self, email_key: str) -> None:
-        """TooManyRequests while the account is locked. Counts nothing."""
+    async def begin_attempt(self, email_key: str) -> None:
+        """Count one password attempt on the account; AccountLocked past the limit.
+
+        Called before the password is verified: of N concurrent attempts, only
+        the first ``amount`` in the window ever reach the hasher."""
         if not self.enabled:
             return
         try:
-            decision = await self._throttle.peek(_ACCOUNT, email_key, self._account_limit)
+            decision = await self._throttle.hit(_ACCOUNT, email_key, self._account_limit)
         except ThrottleStoreUnavailable as exc:
             raise _unavailable(exc) from exc
         if not decision.allowed:
-            raise TooManyRequests(
+            locked = AccountLocked(
                 retry_after_seconds=decision.retry_after_seconds,
-                detail_for_log=f"account locked after {self._account_limit.amount} failures",
+                detail_for_log=f"account locked after {self._account_limit.amount} attempts",
             )
-
-    async def record_failure(self, email_key: str) -> None:
-        """Count one failed password for the account (known or not)."""
-        if not self.enabled:
-            return
-        try:
-            await self._throttle.hit(_ACCOUNT, email_key, self._account_limit)
-        except ThrottleStoreUnavailable as exc:
-            raise _unavailable(exc) from exc
+            locked.lock_started = decision.count == self._account_limit.amount + 1
+            raise locked
 
     async def record_success(self, email_key: str) -> None:
-        """Forget the account's failures after a correct password."""
+        """Forget the account's counted attempts after a correct password."""
         if not self.enabled:
             return
         try:

@@ -103,7 +103,9 @@ class CounterThrottle:
 def _decide(count: int, limit: RateLimit, now: float, *, allowed: bool) -> Decision:
     remaining = max(0, limit.amount - count)
     if allowed:
-        return Decision(allowed=True, remaining=remaining, retry_after_seconds=0)
+        return Decision(allowed=True, remaining=remaining, retry_after_seconds=0, count=count)
     window_end = (math.floor(now / limit.window_seconds) + 1) * limit.window_seconds
     retry_after = max(1, math.ceil(window_end - now))
-    return Decision(allowed=False, remaining=remaining, retry_after_seconds=retry_after)
+    return Decision(
+        allowed=False, remaining=remaining, retry_after_seconds=retry_after, count=count
+    )

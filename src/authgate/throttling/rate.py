@@ -62,3 +62,5 @@ class Decision:
     allowed: bool
     remaining: int
     retry_after_seconds: int
+    # Events counted in the window, this one included for a hit (0 when unknown).
+    count: int = 0

@@ -98,6 +98,9 @@ async def send_problem(
         (b"content-type", b"application/problem+json"),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
+        # BodySizeLimit runs outside SecurityHeaders: its 413 sets them itself.
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
     ]
     if close:
         headers.append((b"connection", b"close"))

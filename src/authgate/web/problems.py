@@ -35,6 +35,10 @@ _STATUS: tuple[tuple[type[errors.AuthError], int], ...] = (
 )
 
 
+# What every response carries (see also web.middleware.SecurityHeaders).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_CONTENT_TYPE
 
@@ -56,7 +60,10 @@ def problem(
     }
     if extra:
         body.update(extra)
-    all_headers = {"Cache-Control": "no-store"}
+    # The security headers are set here too, not only by the SecurityHeaders
+    # middleware: a 500 is answered by Starlette's outermost error middleware,
+    # which no middleware of ours wraps.
+    all_headers = {"Cache-Control": "no-store", **SECURITY_HEADERS}
     all_headers.update(headers or {})
     return ProblemResponse(body, status_code=status, headers=all_headers)
 

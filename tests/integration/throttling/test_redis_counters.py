@@ -113,7 +113,7 @@ async def test_keys_are_prefixed_hashed_and_expire(
     make_throttle: MakeThrottle, redis_client: redis.Redis, prefix: str
 ) -> None:
     throttles = AuthThrottles(throttle=make_throttle())
-    await throttles.record_failure(EMAIL)
+    await throttles.begin_attempt(EMAIL)
     await throttles.check_ip("auth", "192.0.2.1")
 
     keys = sorted(redis_client.scan_iter(match=f"{prefix}:*"))
@@ -133,10 +133,10 @@ async def test_account_lock_releases_after_the_window(
         throttle=make_throttle(), failures_per_account=RateLimit(amount=2, window_seconds=900)
     )
     for _ in range(2):
-        await throttles.record_failure(EMAIL)
+        await throttles.begin_attempt(EMAIL)
     with pytest.raises(TooManyRequests) as caught:
-        await throttles.check_account(EMAIL)
+        await throttles.begin_attempt(EMAIL)
     assert caught.value.retry_after_seconds == 900
 
     clock.advance(900)
-    await throttles.check_account(EMAIL)
+    await throttles.begin_attempt(EMAIL)

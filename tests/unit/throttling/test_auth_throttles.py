@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from authgate.clock import FrozenClock
-from authgate.errors import TooManyRequests, Unavailable
+from authgate.errors import AccountLocked, TooManyRequests, Unavailable
 from authgate.throttling import (
     AuthThrottles,
     CounterThrottle,
@@ -86,10 +86,18 @@ async def test_unknown_scope_is_a_programming_error(throttle: CounterThrottle) -
         await policy(throttle).check_ip("login", "192.0.2.1")  # type: ignore[arg-type]
 
 
-async def test_checking_the_account_counts_nothing(throttle: CounterThrottle) -> None:
+async def test_each_attempt_counts_and_the_one_over_the_limit_starts_the_lock(
+    throttle: CounterThrottle,
+) -> None:
     throttles = policy(throttle)
-    for _ in range(20):
-        await throttles.check_account(EMAIL)
+    for _ in range(3):
+        await throttles.begin_attempt(EMAIL)
+    with pytest.raises(AccountLocked) as first:
+        await throttles.begin_attempt(EMAIL)
+    assert first.value.lock_started
+    with pytest.raises(AccountLocked) as second:
+        await throttles.begin_attempt(EMAIL)
+    assert not second.value.lock_started
 
 
 async def test_account_locks_after_the_failures_and_releases_after_the_window(
@@ -98,42 +106,39 @@ async def test_account_locks_after_the_failures_and_releases_after_the_window(
     throttles = policy(throttle)
     clock.advance(100)
     for _ in range(3):
-        await throttles.check_account(EMAIL)
-        await throttles.record_failure(EMAIL)
+        await throttles.begin_attempt(EMAIL)
 
-    # Locked: the caller checks before verifying, so even the right password
+    # Locked: the caller counts before verifying, so even the right password
     # gets this answer.
     for _ in range(2):
         with pytest.raises(TooManyRequests) as caught:
-            await throttles.check_account(EMAIL)
+            await throttles.begin_attempt(EMAIL)
         assert caught.value.retry_after_seconds == 800
-    await throttles.check_account("someone.else@example.com")
+    await throttles.begin_attempt("someone.else@example.com")
 
     clock.advance(799)
     with pytest.raises(TooManyRequests):
-        await throttles.check_account(EMAIL)
+        await throttles.begin_attempt(EMAIL)
     clock.advance(1)
-    await throttles.check_account(EMAIL)
+    await throttles.begin_attempt(EMAIL)
 
 
 async def test_failures_from_many_addresses_lock_the_account(throttle: CounterThrottle) -> None:
     throttles = policy(throttle)
     for host in range(3):
         await throttles.check_ip("auth", f"198.51.100.{host}")
-        await throttles.record_failure(EMAIL)
+        await throttles.begin_attempt(EMAIL)
     with pytest.raises(TooManyRequests):
-        await throttles.check_account(EMAIL)
+        await throttles.begin_attempt(EMAIL)
 
 
 async def test_success_resets_the_failures(throttle: CounterThrottle) -> None:
     throttles = policy(throttle)
     for _ in range(2):
-        await throttles.record_failure(EMAIL)
+        await throttles.begin_attempt(EMAIL)
     await throttles.record_success(EMAIL)
-    for _ in range(2):
-        await throttles.record_failure(EMAIL)
-
-    await throttles.check_account(EMAIL)
+    for _ in range(3):
+        await throttles.begin_attempt(EMAIL)  # 3 more fit: the first 2 were forgotten
 
 
 class ExplodingThrottle:
@@ -158,8 +163,7 @@ async def test_disabled_is_a_no_op() -> None:
         await throttles.check_ip("auth", "192.0.2.1")
         await throttles.check_ip("signup", "192.0.2.1")
         await throttles.check_ip("refresh", "192.0.2.1")
-        await throttles.record_failure(EMAIL)
-        await throttles.check_account(EMAIL)
+        await throttles.begin_attempt(EMAIL)
         await throttles.record_success(EMAIL)
 
 
@@ -180,11 +184,9 @@ class DownThrottle:
 async def test_unreachable_store_fails_closed_for_the_account_lock() -> None:
     throttles = policy(DownThrottle())
     with pytest.raises(Unavailable) as caught:
-        await throttles.check_account(EMAIL)
+        await throttles.begin_attempt(EMAIL)
     assert caught.value.detail_for_log is not None
     assert "connection refused" in caught.value.detail_for_log
-    with pytest.raises(Unavailable):
-        await throttles.record_failure(EMAIL)
 
 
 async def test_unreachable_store_fails_open_for_address_limits_and_reset(
