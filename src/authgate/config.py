@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from authgate.identity.oidc import OidcProviderConfig
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./authgate.db"
+# The async drivers authgate ships with (the engine is async; "sqlite://" or
+# "mysql://" would pick a blocking driver and fail at the first request).
+_ASYNC_DRIVERS = {("sqlite", "aiosqlite"), ("mysql", "asyncmy"), ("mariadb", "asyncmy")}
 SUPPORTED_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
@@ -144,8 +147,12 @@ class Settings(BaseSettings):
             url = make_url(value)
         except ArgumentError as exc:
             raise ValueError("is not a valid SQLAlchemy URL") from exc
-        if url.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
-            raise ValueError("must be a sqlite, mysql or mariadb URL")
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if (backend, driver) not in _ASYNC_DRIVERS:
+            raise ValueError(
+                f"uses {backend}+{driver}, which is not an installed async driver; use "
+                "sqlite+aiosqlite:///PATH or mysql+asyncmy://USER:PASSWORD@HOST:PORT/DB"
+            )
         return value
 
     @field_validator(
@@ -219,7 +226,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> Settings:
-        if self.authgate_env is Environment.PRODUCTION and self.jwt_private_key_path is None:
+        if self.jwt_public_key_path is not None and self.jwt_private_key_path is None:
+            # Development keys would be used and this file silently ignored.
+            raise ValueError(
+                "JWT_PUBLIC_KEY_PATH is set without JWT_PRIVATE_KEY_PATH; set both (or neither, "
+                "for development keys)"
+            )
+        if self.authgate_env is Environment.PRODUCTION and (
+            self.jwt_private_key_path is None or self.jwt_public_key_path is None
+        ):
             raise ValueError(
                 "JWT_PRIVATE_KEY_PATH: AUTHGATE_ENV=production refuses development keys; "
                 "create a key pair with 'authgate keys generate --out DIR' and set "

@@ -19,6 +19,7 @@ PROTECTED = [
     ("GET", "/secureWithFunction"),
     ("POST", "/secureWithFunction"),
     ("GET", "/secureWithFuction"),
+    ("POST", "/secureWithFuction"),
     ("GET", "/api/v1/me"),
 ]
 

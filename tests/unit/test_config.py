@@ -60,6 +60,8 @@ def test_audience_list(monkeypatch: pytest.MonkeyPatch) -> None:
         ("JWT_ALGORITHM", "HS256"),
         ("DATABASE_URL", "postgresql+asyncpg://x/y"),
         ("DATABASE_URL", "::::"),
+        ("DATABASE_URL", "sqlite:///blocking-driver.db"),
+        ("DATABASE_URL", "mysql+aiomysql://root@127.0.0.1/authgate"),
         ("PORT", "70000"),
         ("ACCESS_TOKEN_TTL_SECONDS", "0"),
         ("REFRESH_REUSE_LEEWAY_SECONDS", "-1"),
@@ -87,3 +89,18 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) 
     settings = load_settings()
     assert settings.port == 4100
     assert settings.jwt_issuer == "https://auth.example"
+
+
+def test_key_paths_are_set_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("JWT_PUBLIC_KEY_PATH", "/etc/authgate/jwt-public.pem")
+    with pytest.raises(SettingsError, match=r"^JWT_PUBLIC_KEY_PATH is set without"):
+        load_settings()
+
+
+def test_production_needs_both_key_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("AUTHGATE_ENV", "production")
+    monkeypatch.setenv("JWT_PRIVATE_KEY_PATH", "/etc/authgate/jwt-private.pem")
+    with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY_PATH: AUTHGATE_ENV=production"):
+        load_settings()

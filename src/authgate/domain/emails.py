@@ -35,7 +35,12 @@ def parse_email(raw: str) -> EmailAddress:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidInput(f"The email address is not valid: {exc}") from None
-    return EmailAddress(display=result.normalized, key=email_key(result.normalized))
+    key = email_key(result.normalized)
+    if len(key) > MAX_EMAIL_LENGTH:
+        # NFKC and casefolding can lengthen an address ("ΐ" becomes three code
+        # points): the key must fit its column on every database, not only SQLite.
+        raise InvalidInput("The email address is too long.")
+    return EmailAddress(display=result.normalized, key=key)
 
 
 def lookup_key(raw: str) -> str:
