@@ -18,7 +18,9 @@ async def test_twenty_simultaneous_refreshes_produce_one_successor(api: Api) -> 
     assert len(successors) == 1
     rows = await fetch_all(api.settings.effective_database_url, "refresh_tokens")
     assert len(rows) == 2
-    assert sum(1 for r in rows if r["rotated_at"] is None) == 1
+    (parent,) = [r for r in rows if r["parent_id"] is None]
+    (child,) = [r for r in rows if r["parent_id"] is not None]
+    assert child["parent_id"] == parent["id"]
     (successor,) = successors
     assert (
         await api.client.post("/api/v1/refresh", json={"refreshToken": successor})

@@ -167,5 +167,5 @@ async def test_the_database_holds_no_usable_refresh_token(api: Api) -> None:
     dump = repr(rows)
     for token in (first["refreshToken"], second["refreshToken"]):
         assert token not in dump
-        assert token.encode() not in b"".join(r["successor_sealed"] or b"" for r in rows)
+        assert token.encode() not in b"".join(r["sealed_for_parent"] or b"" for r in rows)
     assert all(len(r["token_hash"]) == 64 for r in rows)

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from authgate.domain.models import (
     AuditEvent,
+    FoundToken,
     IdentityRecord,
     RefreshTokenRecord,
     SessionRecord,
@@ -98,23 +99,31 @@ class FakeSessions:
     async def add_token(self, token: RefreshTokenRecord) -> None:
         self._s.tokens[token.id] = token
 
-    async def find_token(
-        self, token_hash: str
-    ) -> tuple[RefreshTokenRecord, SessionRecord, User] | None:
+    async def find_token(self, token_hash: str) -> FoundToken | None:
         for token in self._s.tokens.values():
             if token.token_hash == token_hash:
                 session = self._s.sessions[token.session_id]
-                return token, session, self._s.users[session.user_id]
+                successor = self._child_of(token.id)
+                return FoundToken(
+                    token=token,
+                    session=session,
+                    user=self._s.users[session.user_id],
+                    successor=successor,
+                    successor_rotated=successor is not None
+                    and self._child_of(successor.id) is not None,
+                )
         return None
 
-    async def mark_rotated(self, token_id: UUID, *, at: datetime, successor_sealed: bytes) -> bool:
-        token = self._s.tokens[token_id]
-        if token.rotated_at is not None:
+    async def add_successor(self, token: RefreshTokenRecord) -> bool:
+        # The unique parent_id index, as a check.
+        assert token.parent_id is not None
+        if self._child_of(token.parent_id) is not None:
             return False
-        self._s.tokens[token_id] = dataclasses.replace(
-            token, rotated_at=at, successor_sealed=successor_sealed
-        )
+        self._s.tokens[token.id] = token
         return True
+
+    def _child_of(self, token_id: UUID) -> RefreshTokenRecord | None:
+        return next((t for t in self._s.tokens.values() if t.parent_id == token_id), None)
 
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
         session = self._s.sessions[session_id]

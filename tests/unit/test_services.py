@@ -142,7 +142,7 @@ async def test_refresh_with_a_wrong_email_writes_nothing() -> None:
     with pytest.raises(InvalidRefreshToken):
         await w["sessions"].refresh(pair.refresh_token, CLIENT, expected_email_key="horse@cow.jp")
     assert w["store"].commits == commits
-    assert all(t.rotated_at is None for t in w["store"].tokens.values())
+    assert all(t.parent_id is None for t in w["store"].tokens.values())  # nothing rotated
 
 
 async def test_attempts_are_counted_before_the_password_and_cleared_by_success() -> None:

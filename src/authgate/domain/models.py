@@ -66,11 +66,23 @@ class RefreshTokenRecord:
     token_hash: str
     issued_at: datetime
     expires_at: datetime
-    rotated_at: datetime | None = None
-    # The successor token, sealed under a key derived from *this* token, which
-    # only the client holds: lets a retry inside the leeway get the same successor
-    # without the database ever holding a usable token.
-    successor_sealed: bytes | None = None
+    # This token, sealed under a key derived from its *parent* token, which only
+    # the client holds: lets a retry of the parent inside the leeway get this same
+    # token back without the database ever holding a usable token.
+    sealed_for_parent: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundToken:
+    """A refresh token with everything a refresh decides on, read in one query."""
+
+    token: RefreshTokenRecord
+    session: SessionRecord
+    user: User
+    # The token that replaced this one: present exactly when it was rotated.
+    successor: RefreshTokenRecord | None = None
+    # Whether the successor was itself rotated (then this token is an ancestor).
+    successor_rotated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from uuid import UUID
 from authgate.domain.models import (
     AccessClaims,
     AuditEvent,
+    FoundToken,
     IdentityRecord,
     RefreshTokenRecord,
     SessionRecord,
@@ -51,17 +52,16 @@ class SessionRepository(Protocol):
 
     async def add_token(self, token: RefreshTokenRecord) -> None: ...
 
-    async def find_token(
-        self, token_hash: str
-    ) -> tuple[RefreshTokenRecord, SessionRecord, User] | None:
-        """A token by hash, with its session and user, in one read.
+    async def find_token(self, token_hash: str) -> FoundToken | None:
+        """A token by hash, with its session, user and successor, in one read.
 
-        No row lock: rotation is decided by :meth:`mark_rotated`'s conditional update,
-        which a concurrent rotation makes match nothing."""
+        No row lock: rotation is decided by :meth:`add_successor`, which a
+        concurrent rotation of the same token makes fail."""
         ...
 
-    async def mark_rotated(self, token_id: UUID, *, at: datetime, successor_sealed: bytes) -> bool:
-        """Conditionally end a current token; False if another request rotated it first."""
+    async def add_successor(self, token: RefreshTokenRecord) -> bool:
+        """Insert the token that replaces ``token.parent_id``: that is what rotates
+        the parent. False if the parent already has one (another request won)."""
         ...
 
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None: ...

@@ -8,6 +8,7 @@ leeway that revokes the whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14.2)
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,14 @@ from authgate.crypto.refresh_secrets import (
     open_successor,
     seal_successor,
 )
-from authgate.domain.models import ClientInfo, RefreshTokenRecord, SessionRecord, TokenPair, User
+from authgate.domain.models import (
+    ClientInfo,
+    FoundToken,
+    RefreshTokenRecord,
+    SessionRecord,
+    TokenPair,
+    User,
+)
 from authgate.domain.ports import AccessTokenIssuer, Throttles, UnitOfWork, UnitOfWorkFactory
 from authgate.errors import InvalidRefreshToken, RefreshTokenReused
 from authgate.services.audit import AuditTrail
@@ -114,25 +122,30 @@ class SessionService:
         found = await uow.sessions.find_token(token_hash)
         if found is None:
             raise InvalidRefreshToken(detail_for_log="unknown refresh token")
-        record, session, user = found
+        record, session, user = found.token, found.session, found.user
         if expected_email_key is not None and user.email_key != expected_email_key:
             raise InvalidRefreshToken(detail_for_log="email does not match the token's owner")
         now = self._clock.now()
         self._check_usable(session, now)
-        if record.rotated_at is None:
+        if found.successor is None:
             if now >= record.expires_at:
                 raise InvalidRefreshToken(detail_for_log="refresh token idle-expired")
             successor = new_refresh_token()
-            sealed = seal_successor(token, successor)
-            if await uow.sessions.mark_rotated(record.id, at=now, successor_sealed=sealed):
-                await uow.sessions.add_token(
-                    self._record(session, successor, parent_id=record.id, now=now)
-                )
+            successor_record = self._record(
+                session,
+                successor,
+                parent_id=record.id,
+                now=now,
+                sealed_for_parent=seal_successor(token, successor),
+            )
+            # Inserting the successor is what rotates the token: the unique index on
+            # parent_id lets exactly one of two concurrent refreshes do it.
+            if await uow.sessions.add_successor(successor_record):
                 return StartedSession(user=user, session_id=session.id, refresh_token=successor)
-            # Another request rotated it between our read and our update: continue
+            # Another request rotated it between our read and our insert: continue
             # as with any already-rotated token (its successor is sealed for us).
-            record = await self._reload(uow, token_hash)
-        retry = await self._retry_within_leeway(uow, token, record, now)
+            found = await self._reload(uow, token_hash)
+        retry = self._retry_within_leeway(token, found, now)
         if retry is not None:
             return StartedSession(user=user, session_id=session.id, refresh_token=retry)
         await uow.sessions.revoke_session(session.id, at=now, reason="reuse_detected")
@@ -153,7 +166,7 @@ class SessionService:
             found = await uow.sessions.find_token(token_hash)
             if found is None:
                 return
-            _record, session, user = found
+            session, user = found.session, found.user
             if expected_email_key is not None and user.email_key != expected_email_key:
                 return
             await uow.sessions.revoke_session(session.id, at=self._clock.now(), reason="logout")
@@ -168,37 +181,41 @@ class SessionService:
         if now >= session.absolute_expires_at:
             raise InvalidRefreshToken(detail_for_log="session reached its absolute lifetime")
 
-    async def _retry_within_leeway(
-        self, uow: UnitOfWork, token: str, record: RefreshTokenRecord, now: datetime
-    ) -> str | None:
-        """The successor of ``record`` if this is a retry of the immediate parent
+    def _retry_within_leeway(self, token: str, found: FoundToken, now: datetime) -> str | None:
+        """The successor of ``found.token`` if this is a retry of the immediate parent
         within the leeway and the successor is still the family's current token."""
+        successor = found.successor
+        if successor is None or successor.sealed_for_parent is None:
+            return None
         leeway = timedelta(seconds=self._policy.reuse_leeway_seconds)
-        if record.rotated_at is None or record.successor_sealed is None:
+        # The successor's issue time is the moment the parent was rotated.
+        if self._policy.reuse_leeway_seconds == 0 or now > successor.issued_at + leeway:
             return None
-        if now > record.rotated_at + leeway or self._policy.reuse_leeway_seconds == 0:
-            return None
-        successor = open_successor(token, record.successor_sealed)
-        if successor is None:
-            return None
-        found = await uow.sessions.find_token(hash_refresh_token(successor))
-        if found is None:
-            return None
-        successor_record = found[0]
         # Only the immediate parent of the *current* token gets the grace: once the
         # successor itself has rotated, its parent is an ancestor and reuse is theft.
-        if successor_record.rotated_at is not None or now >= successor_record.expires_at:
+        if found.successor_rotated or now >= successor.expires_at:
             return None
-        return successor
+        opened = open_successor(token, successor.sealed_for_parent)
+        if opened is None or not hmac.compare_digest(
+            hash_refresh_token(opened), successor.token_hash
+        ):
+            return None
+        return opened
 
-    async def _reload(self, uow: UnitOfWork, token_hash: str) -> RefreshTokenRecord:
+    async def _reload(self, uow: UnitOfWork, token_hash: str) -> FoundToken:
         found = await uow.sessions.find_token(token_hash)
-        if found is None:
+        if found is None or found.successor is None:
             raise InvalidRefreshToken(detail_for_log="token vanished during rotation")
-        return found[0]
+        return found
 
     def _record(
-        self, session: SessionRecord, token: str, *, parent_id: UUID | None, now: datetime
+        self,
+        session: SessionRecord,
+        token: str,
+        *,
+        parent_id: UUID | None,
+        now: datetime,
+        sealed_for_parent: bytes | None = None,
     ) -> RefreshTokenRecord:
         idle_expiry = now + timedelta(seconds=self._policy.idle_ttl_seconds)
         return RefreshTokenRecord(
@@ -209,6 +226,7 @@ class SessionService:
             issued_at=now,
             # Never outlive the session: the absolute lifetime caps every token.
             expires_at=min(idle_expiry, session.absolute_expires_at),
+            sealed_for_parent=sealed_for_parent,
         )
 
 

@@ -19,7 +19,13 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from authgate.domain.models import IdentityRecord, RefreshTokenRecord, SessionRecord, User
+from authgate.domain.models import (
+    FoundToken,
+    IdentityRecord,
+    RefreshTokenRecord,
+    SessionRecord,
+    User,
+)
 from authgate.errors import EmailTaken, IdentityTaken
 from authgate.storage.tables import identities, refresh_tokens, sessions, users
 
@@ -199,20 +205,25 @@ def _session(row: Any) -> SessionRecord:
     )
 
 
-def _token(row: Any) -> RefreshTokenRecord:
+def _token(row: Any, prefix: str = "") -> RefreshTokenRecord:
+    value = row._mapping
     return RefreshTokenRecord(
-        id=row.id,
-        session_id=row.session_id,
-        parent_id=row.parent_id,
-        token_hash=row.token_hash,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        rotated_at=row.rotated_at,
-        successor_sealed=row.successor_sealed,
+        id=value[f"{prefix}id"],
+        session_id=value[f"{prefix}session_id"],
+        parent_id=value[f"{prefix}parent_id"],
+        token_hash=value[f"{prefix}token_hash"],
+        issued_at=value[f"{prefix}issued_at"],
+        expires_at=value[f"{prefix}expires_at"],
+        sealed_for_parent=value[f"{prefix}sealed_for_parent"],
     )
 
 
-# One round trip for everything a refresh needs: the token, its session, its user.
+_successor = refresh_tokens.alias("successor")
+_successors_successor = refresh_tokens.alias("successors_successor")
+
+# One round trip for everything a refresh decides on: the token, its session, its
+# user, its successor if it was rotated, and whether that successor was rotated in
+# turn (both outer joins are lookups on the unique parent_id index).
 _TOKEN_SESSION_USER = (
     select(
         refresh_tokens,
@@ -223,23 +234,17 @@ _TOKEN_SESSION_USER = (
         sessions.c.revoked_at.label("s_revoked_at"),
         sessions.c.revoked_reason.label("s_revoked_reason"),
         *(column.label(f"u_{column.name}") for column in users.c),
+        *(column.label(f"n_{column.name}") for column in _successor.c),
+        _successors_successor.c.id.label("nn_id"),
     )
     .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
     .join(users, users.c.id == sessions.c.user_id)
+    .outerjoin(_successor, _successor.c.parent_id == refresh_tokens.c.id)
+    .outerjoin(_successors_successor, _successors_successor.c.parent_id == _successor.c.id)
     .where(refresh_tokens.c.token_hash == bindparam("token_hash"))
 )
 _INSERT_SESSION = insert(sessions)
 _INSERT_TOKEN = insert(refresh_tokens)
-# Conditional: of two requests that both read the token as current, only one can
-# end it. The loser sees rowcount 0 and takes the rotated path.
-_MARK_ROTATED = (
-    update(refresh_tokens)
-    .where(refresh_tokens.c.id == bindparam("b_token_id"), refresh_tokens.c.rotated_at.is_(None))
-    .values(
-        rotated_at=bindparam("b_at", type_=refresh_tokens.c.rotated_at.type),
-        successor_sealed=bindparam("b_sealed", type_=refresh_tokens.c.successor_sealed.type),
-    )
-)
 _SESSION_REVOCATION = {
     "revoked_at": bindparam("b_at", type_=sessions.c.revoked_at.type),
     "revoked_reason": bindparam("b_reason", type_=sessions.c.revoked_reason.type),
@@ -274,37 +279,33 @@ class SqlSessionRepository:
         )
 
     async def add_token(self, token: RefreshTokenRecord) -> None:
-        await self._conn.execute(
-            _INSERT_TOKEN,
-            {
-                "id": token.id,
-                "session_id": token.session_id,
-                "parent_id": token.parent_id,
-                "token_hash": token.token_hash,
-                "issued_at": token.issued_at,
-                "expires_at": token.expires_at,
-                "rotated_at": token.rotated_at,
-                "successor_sealed": token.successor_sealed,
-            },
-        )
+        await self._conn.execute(_INSERT_TOKEN, _token_values(token))
 
-    async def find_token(
-        self, token_hash: str
-    ) -> tuple[RefreshTokenRecord, SessionRecord, User] | None:
-        # No FOR UPDATE: mark_rotated's conditional UPDATE decides between concurrent
-        # rotations (on MariaDB the loser waits for the winner's row lock, then
-        # matches nothing; under READ COMMITTED its next read sees the winner's row).
-        # SQLite serializes whole transactions with BEGIN IMMEDIATE.
+    async def add_successor(self, token: RefreshTokenRecord) -> bool:
+        try:
+            await self._conn.execute(_INSERT_TOKEN, _token_values(token))
+        except IntegrityError:
+            # The unique parent_id index: another request rotated the parent first.
+            # (On MariaDB this one waited for the winner's commit, and under READ
+            # COMMITTED its next read sees the winner's row.) No savepoint: a failed
+            # INSERT is undone alone and the transaction goes on, on both databases,
+            # and a savepoint would cost two round trips on every refresh.
+            return False
+        return True
+
+    async def find_token(self, token_hash: str) -> FoundToken | None:
+        # No FOR UPDATE: add_successor's unique index decides between concurrent
+        # rotations. SQLite serializes whole transactions with BEGIN IMMEDIATE.
         row = (await self._conn.execute(_TOKEN_SESSION_USER, {"token_hash": token_hash})).first()
         if row is None:
             return None
-        return _token(row), _session(row), _user(row, prefix="u_")
-
-    async def mark_rotated(self, token_id: UUID, *, at: datetime, successor_sealed: bytes) -> bool:
-        result = await self._conn.execute(
-            _MARK_ROTATED, {"b_token_id": token_id, "b_at": at, "b_sealed": successor_sealed}
+        return FoundToken(
+            token=_token(row),
+            session=_session(row),
+            user=_user(row, prefix="u_"),
+            successor=_token(row, prefix="n_") if row.n_id is not None else None,
+            successor_rotated=row.nn_id is not None,
         )
-        return result.rowcount == 1
 
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
         await self._conn.execute(
@@ -315,3 +316,15 @@ class SqlSessionRepository:
         await self._conn.execute(
             _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
         )
+
+
+def _token_values(token: RefreshTokenRecord) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "session_id": token.session_id,
+        "parent_id": token.parent_id,
+        "token_hash": token.token_hash,
+        "issued_at": token.issued_at,
+        "expires_at": token.expires_at,
+        "sealed_for_parent": token.sealed_for_parent,
+    }

@@ -85,9 +85,13 @@ refresh_tokens = Table(
     Column("token_hash", exact_string(64), nullable=False, unique=True),
     Column("issued_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
-    Column("rotated_at", UTCDateTime(), nullable=True),
-    Column("successor_sealed", LargeBinary(), nullable=True),
+    # This token sealed under a key derived from its parent token (see
+    # crypto.refresh_secrets): the leeway's answer to a retried parent.
+    Column("sealed_for_parent", LargeBinary(), nullable=True),
     Index("ix_refresh_tokens_session_id", "session_id"),
+    # A token is rotated exactly when a row names it as parent; this index lets only
+    # one of two concurrent refreshes insert that row (migration 0003).
+    Index("uq_refresh_tokens_parent_id", "parent_id", unique=True),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
