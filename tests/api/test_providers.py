@@ -200,14 +200,19 @@ async def test_provider_down_without_cached_keys_is_503(api: Api, google: FakeId
     assert "Retry-After" in response.headers
 
 
-async def test_verified_email_links_and_ends_a_squatters_access(api: Api, google: FakeIdp) -> None:
+@pytest.mark.parametrize("route", ["/api/v1/auth/google", "/api/v1/signup/google"])
+async def test_verified_email_links_and_ends_a_squatters_access(
+    api: Api, google: FakeIdp, route: str
+) -> None:
     # Someone registered the victim's address with a password before the victim came.
+    # Sign-up links too: the victim's app may well call sign-up first.
     squatter = await api.sign_up("alice@gmail.com", password="squatter-password")
-    response = await api.client.post("/api/v1/auth/google", json={"jwt": google_token(api, google)})
+    response = await api.client.post(route, json={"jwt": google_token(api, google)})
     assert response.status_code == 200, response.text
     me = await _me(api, response.json())
     assert me["providers"] == ["google"]
     assert me["emailVerified"] is True
+    assert me["userId"] == (await _me(api, squatter))["userId"]  # linked, not a new account
     # The squatter's password and sessions are gone.
     password = await api.client.post(
         "/api/v1/auth/credentials",
@@ -304,3 +309,39 @@ async def test_generic_oidc_provider(
             response = await api.client.post("/api/v1/signup/corp", json={"jwt": token})
             assert response.status_code == 200, response.text
             assert (await _me(api, response.json()))["providers"] == ["corp"]
+
+
+@pytest.mark.parametrize(("skew", "status"), [(60, 200), (0, 401)])
+async def test_clock_skew_setting_reaches_the_verifier(
+    make_settings: Any, clock: Any, google: FakeIdp, apple: FakeIdp, skew: int, status: int
+) -> None:
+    settings = make_settings(**_provider_settings(google, apple), provider_clock_skew_seconds=skew)
+    async for api in start_api(settings, clock):
+        # Issued 30 s "in the future": a provider clock slightly ahead of ours.
+        token = google_token(api, google, iat=int(api.clock.now().timestamp()) + 30)
+        response = await api.client.post("/api/v1/signup/google", json={"jwt": token})
+        assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(("cooldown", "status"), [(60, 401), (0, 200)])
+async def test_refetch_cooldown_setting_reaches_the_key_cache(
+    make_settings: Any,
+    clock: Any,
+    google: FakeIdp,
+    apple: FakeIdp,
+    cooldown: int,
+    status: int,
+) -> None:
+    settings = make_settings(
+        **_provider_settings(google, apple), jwks_refetch_cooldown_seconds=cooldown
+    )
+    async for api in start_api(settings, clock):
+        first = await api.client.post(
+            "/api/v1/signup/google", json={"jwt": google_token(api, google)}
+        )
+        assert first.status_code == 200
+        google.rotate()
+        # A new kid right after the first fetch: refetched at once only without a cool-down.
+        token = google_token(api, google, sub="another-subject", email="bob@gmail.com")
+        response = await api.client.post("/api/v1/signup/google", json={"jwt": token})
+        assert response.status_code == status, response.text

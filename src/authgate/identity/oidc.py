@@ -104,8 +104,6 @@ class OidcProviderConfig:
     audiences: tuple[str, ...]
     algorithms: tuple[str, ...]
     jwks_url: str
-    # Apple sends email_verified / is_private_email as the strings "true"/"false".
-    string_booleans: bool = False
 
     def __post_init__(self) -> None:
         validate_provider_name(self.name)
@@ -316,11 +314,10 @@ class OidcVerifier:
             raise self._refuse("nonce mismatch")
 
     def _true(self, value: object) -> bool:
-        # Only an explicit true counts: a missing, null, 1 or "yes" claim must never mark
-        # an address as verified (that would allow account takeover by email).
-        if value is True:
-            return True
-        return self.config.string_booleans and value == "true"
+        # Only an explicit true counts: JSON true, or the string "true" that Apple
+        # sends (and other providers copy). A missing, null, 1 or "yes" claim must
+        # never mark an address as verified (that would allow takeover by email).
+        return value is True or value == "true"
 
     @staticmethod
     def _optional_string(value: object) -> str | None:

@@ -40,7 +40,6 @@ def google_config(
         # Google signs ID tokens with RS256 only; allowing more would only widen attacks.
         algorithms=("RS256",),
         jwks_url=jwks_url,
-        string_booleans=False,
     )
 
 
@@ -54,8 +53,6 @@ def apple_config(
         audiences=_audiences(audiences),
         algorithms=("RS256",),
         jwks_url=jwks_url,
-        # Apple sends email_verified and is_private_email as "true"/"false" strings.
-        string_booleans=True,
     )
 
 
@@ -86,7 +83,6 @@ def generic_config(
         audiences=_audiences(audiences),
         algorithms=algorithm_tuple,
         jwks_url=jwks_url,
-        string_booleans=False,
     )
 
 

@@ -68,14 +68,12 @@ def test_presets_pin_the_documented_issuers_and_rs256() -> None:
     assert google.audiences == ("client-1",)
     assert google.algorithms == ("RS256",)
     assert google.jwks_url == "https://www.googleapis.com/oauth2/v3/certs"
-    assert google.string_booleans is False
 
     apple = apple_config(["com.example.app", "com.example.web"])
     assert apple.issuers == ("https://appleid.apple.com",)
     assert apple.audiences == ("com.example.app", "com.example.web")
     assert apple.algorithms == ("RS256",)
     assert apple.jwks_url == "https://appleid.apple.com/auth/keys"
-    assert apple.string_booleans is True
 
 
 @pytest.mark.parametrize(
