@@ -1,7 +1,7 @@
 """Refresh-token secrets: generation, the stored hash, and the sealed successor.
 
-Only ``sha256(token)`` is stored. For the reuse leeway, a rotated row keeps its
-successor sealed with AES-256-GCM under a key derived (HKDF) from the *parent*
+Only ``sha256(token)`` is stored. For the reuse leeway, a successor's row keeps
+the successor sealed with AES-256-GCM under a key derived (HKDF) from the *parent*
 token, which only the client holds; a database reader has the parent's hash,
 from which that key cannot be computed.
 """
