@@ -57,3 +57,26 @@ async def test_jwks_is_public_and_cacheable(make_settings: Any, clock: Any) -> N
         (key,) = response.json()["keys"]
         assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+
+
+async def test_readiness_waits_for_the_migrations(
+    make_settings: Any, clock: Any, tmp_path: Path
+) -> None:
+    """AUTO_MIGRATE=false on a fresh database: reachable, but not ready."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    fresh = f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}"
+    async for api in start_api(make_settings(database_url=fresh, auto_migrate=False), clock):
+        response = await api.client.get("/readyz")
+        assert response.status_code == 503
+        assert "not migrated" in response.json()["detail"]
+        # Migrated, but to an older revision than the code needs.
+        engine = create_async_engine(fresh)
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE alembic_version (version_num TEXT)"))
+            await connection.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
+        await engine.dispose()
+        behind = await api.client.get("/readyz")
+        assert behind.status_code == 503
+        assert "authgate migrate" in behind.json()["detail"]

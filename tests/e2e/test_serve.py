@@ -261,7 +261,10 @@ def test_version_and_help() -> None:
         ["--help"],
         ["serve", "--help"],
         ["migrate", "--help"],
+        ["keys", "--help"],
         ["keys", "generate", "--help"],
+        ["audit", "--help"],
+        ["version", "--help"],
     ):
         shown = subprocess.run(
             authgate_command(*command), capture_output=True, text=True, check=True
@@ -371,3 +374,38 @@ def test_google_apple_and_a_linked_account(tmp_path: Path) -> None:
             # The server fetched each provider's keys once, over real HTTP.
             assert google.request_count == 1
             assert apple.request_count == 1
+
+
+def test_migrate_brings_a_fresh_database_to_head_and_names_a_bad_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    from authgate.storage.migrate import head_revision
+
+    database = tmp_path / "fresh.db"
+    migrated = subprocess.run(
+        authgate_command("migrate"),
+        cwd=tmp_path,
+        env=clean_environment(DATABASE_URL=f"sqlite+aiosqlite:///{database}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    with sqlite3.connect(database) as connection:
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == head_revision()
+
+    unreachable = subprocess.run(
+        authgate_command("migrate"),
+        cwd=tmp_path,
+        env=clean_environment(DATABASE_URL="mysql+asyncmy://root@127.0.0.1:1/none"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unreachable.returncode == 1
+    lines = [line for line in unreachable.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, unreachable.stderr
+    assert lines[0].startswith("authgate: error: DATABASE_URL / MYSQL_*:")

@@ -149,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(handler=cmd_migrate)
 
-    keys = commands.add_parser("keys", help="manage signing keys")
+    keys = commands.add_parser(
+        "keys",
+        help="manage signing keys",
+        description="Signing keys for access tokens (JWT_PRIVATE_KEY_PATH, JWT_PUBLIC_KEY_PATH).",
+    )
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = keys_commands.add_parser(
         "generate",
@@ -158,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         "JWT_PRIVATE_KEY_PATH and JWT_PUBLIC_KEY_PATH. Never overwrites.",
     )
     generate.add_argument("--out", required=True, help="directory to write the pair into")
-    generate.add_argument("--algorithm", choices=SUPPORTED_ALGORITHMS, default="RS256")
+    generate.add_argument(
+        "--algorithm",
+        choices=SUPPORTED_ALGORITHMS,
+        default="RS256",
+        help="key type to create: RSA-2048 (RS256, default), P-256 (ES256) or Ed25519 (EdDSA); "
+        "must match JWT_ALGORITHM",
+    )
     generate.set_defaults(handler=cmd_keys_generate)
 
     audit = commands.add_parser(
@@ -178,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.set_defaults(handler=cmd_audit)
 
-    version = commands.add_parser("version", help="print the version")
+    version = commands.add_parser(
+        "version", help="print the version", description="Print authgate's version and exit."
+    )
     version.set_defaults(handler=cmd_version)
     return parser
 
@@ -199,7 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from authgate.errors import Unavailable
 
         if isinstance(exc, DBAPIError | Unavailable):
-            print(f"authgate: error: database unreachable: {exc}", file=sys.stderr)
+            # One line that names the settings to check; the driver's own words
+            # (first line only: SQLAlchemy appends a "Background on this error" URL).
+            reason = str(exc.orig if isinstance(exc, DBAPIError) else exc).splitlines()[0]
+            print(
+                f"authgate: error: DATABASE_URL / MYSQL_*: cannot use the database: {reason}",
+                file=sys.stderr,
+            )
             return 1
         raise
     return result

@@ -30,6 +30,7 @@ from authgate.services.password_strength import PasswordStrength
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionPolicy, SessionService
 from authgate.storage.engine import create_engine
+from authgate.storage.migrate import head_revision
 from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from authgate.throttling import AuthThrottles, RateLimit, build_throttle
 from authgate.web import problems
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             provider_accounts=provider_accounts,
             jwks_body=jwks_json(key_set),
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
+            schema_revision=head_revision(),
         )
         try:
             yield

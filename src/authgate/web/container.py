@@ -23,3 +23,5 @@ class Container:
     provider_accounts: ProviderAccountService
     jwks_body: bytes
     jwks_max_age_seconds: int
+    # The migration the code expects; /readyz is not ready until the database is at it.
+    schema_revision: str | None = None

@@ -31,7 +31,17 @@ async def healthz() -> HealthResponse:
 async def readyz(container: AppContainer) -> HealthResponse:
     try:
         async with container.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            result = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            revision = result.scalar()
     except Exception as exc:
-        raise Unavailable("The database is not reachable.", detail_for_log=repr(exc)) from None
+        # Unreachable, or reachable but never migrated (AUTO_MIGRATE=false): either
+        # way every request would fail, so a load balancer must not send any.
+        raise Unavailable(
+            "The database is not reachable or not migrated.", detail_for_log=repr(exc)
+        ) from None
+    if container.schema_revision is not None and revision != container.schema_revision:
+        raise Unavailable(
+            "The database schema is not at the version this server needs; run authgate migrate.",
+            detail_for_log=f"schema at {revision!r}, code expects {container.schema_revision!r}",
+        )
     return HealthResponse(status="ok")
