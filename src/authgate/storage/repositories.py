@@ -71,24 +71,25 @@ class SqlUserRepository:
 
     async def add(self, user: User) -> None:
         try:
-            # A savepoint keeps the surrounding transaction usable after a
-            # duplicate-key error on every backend.
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    _INSERT_USER,
-                    {
-                        "id": user.id,
-                        "email": user.email,
-                        "email_key": user.email_key,
-                        "email_verified": user.email_verified,
-                        "given_name": user.given_name,
-                        "family_name": user.family_name,
-                        "display_name": user.display_name,
-                        "password_hash": user.password_hash,
-                        "created_at": user.created_at,
-                        "updated_at": user.created_at,
-                    },
-                )
+            # No savepoint: nothing continues a transaction after EmailTaken (the
+            # unit of work rolls it back), and on SQLite and MariaDB a failed
+            # INSERT leaves the transaction usable anyway. A savepoint would cost two
+            # more round trips on every sign-up.
+            await self._conn.execute(
+                _INSERT_USER,
+                {
+                    "id": user.id,
+                    "email": user.email,
+                    "email_key": user.email_key,
+                    "email_verified": user.email_verified,
+                    "given_name": user.given_name,
+                    "family_name": user.family_name,
+                    "display_name": user.display_name,
+                    "password_hash": user.password_hash,
+                    "created_at": user.created_at,
+                    "updated_at": user.created_at,
+                },
+            )
         except IntegrityError:
             # The only unique column a new random id can collide on is email_key:
             # the unique index, not a prior SELECT, is what decides under concurrency.
@@ -154,20 +155,20 @@ class SqlIdentityRepository:
 
     async def add(self, identity: IdentityRecord) -> None:
         try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    _INSERT_IDENTITY,
-                    {
-                        "id": identity.id,
-                        "user_id": identity.user_id,
-                        "provider": identity.provider,
-                        "subject": identity.subject,
-                        "email": identity.email,
-                        "email_verified": identity.email_verified,
-                        "created_at": identity.created_at,
-                        "last_used_at": identity.last_used_at,
-                    },
-                )
+            # No savepoint, as in SqlUserRepository.add: IdentityTaken ends the unit.
+            await self._conn.execute(
+                _INSERT_IDENTITY,
+                {
+                    "id": identity.id,
+                    "user_id": identity.user_id,
+                    "provider": identity.provider,
+                    "subject": identity.subject,
+                    "email": identity.email,
+                    "email_verified": identity.email_verified,
+                    "created_at": identity.created_at,
+                    "last_used_at": identity.last_used_at,
+                },
+            )
         except IntegrityError:
             raise IdentityTaken() from None
 
