@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import Response
 
 from authgate.domain.models import TokenPair
-from authgate.web.schemas import TokenResponse
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def token_response(pair: TokenPair, response: Response) -> TokenResponse:
-    # RFC 6749 §5.1: responses carrying tokens must not be cached.
-    response.headers.update(NO_STORE)
-    return TokenResponse(
-        accessToken=pair.access_token,
-        refreshToken=pair.refresh_token,
-        expiresIn=pair.expires_in,
+def token_response(pair: TokenPair) -> Response:
+    """The token answer (RFC 6749 §5.1: never cached), serialized here.
+
+    Built directly rather than returned as a ``TokenResponse`` for FastAPI to
+    validate and serialize again: every sign-in and refresh ends here. The route
+    keeps ``response_model=TokenResponse``, so the schema documents this shape."""
+    body = json.dumps(
+        {
+            "accessToken": pair.access_token,
+            "refreshToken": pair.refresh_token,
+            "tokenType": "Bearer",
+            "expiresIn": pair.expires_in,
+        }
     )
+    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 def private(response: Response) -> None:

@@ -53,28 +53,22 @@ async def secure_with_function(request: Request) -> Response:
 
 
 @router.post("/refreshToken", response_model=TokenResponse)
-async def refresh_token(
-    body: LegacyRefreshRequest, sessions: Sessions, client: Client, response: Response
-) -> TokenResponse:
+async def refresh_token(body: LegacyRefreshRequest, sessions: Sessions, client: Client) -> Response:
     expected = lookup_key(body.email) if body.email is not None else None
     pair = await sessions.refresh(body.refreshToken, client, expected_email_key=expected)
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 @router.post("/register", response_model=TokenResponse)
-async def register(
-    body: LegacyRegister, accounts: Accounts, client: Client, response: Response
-) -> TokenResponse:
+async def register(body: LegacyRegister, accounts: Accounts, client: Client) -> Response:
     pair = await accounts.sign_up(body.to_sign_up(), client)
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 @router.post("/login", response_model=TokenResponse)
-async def login(
-    body: CredentialsSignIn, accounts: Accounts, client: Client, response: Response
-) -> TokenResponse:
+async def login(body: CredentialsSignIn, accounts: Accounts, client: Client) -> Response:
     pair = await accounts.sign_in(body.email, body.password, client)
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 @router.post("/revokeToken", response_model=EmptyResponse)

@@ -24,11 +24,9 @@ router = APIRouter(prefix="/api/v1", tags=["v1"])
 
 
 @router.post("/refresh", response_model=TokenResponse)
-async def refresh(
-    body: RefreshRequest, sessions: Sessions, client: Client, response: Response
-) -> TokenResponse:
+async def refresh(body: RefreshRequest, sessions: Sessions, client: Client) -> Response:
     pair = await sessions.refresh(body.refreshToken, client)
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 @router.get("/me", response_model=MeResponse)
@@ -57,19 +55,15 @@ async def revoke(body: RefreshRequest, sessions: Sessions, client: Client) -> Em
 
 
 @router.post("/signup/credentials", response_model=TokenResponse)
-async def sign_up(
-    body: CredentialsSignUp, accounts: Accounts, client: Client, response: Response
-) -> TokenResponse:
+async def sign_up(body: CredentialsSignUp, accounts: Accounts, client: Client) -> Response:
     pair = await accounts.sign_up(body.to_sign_up(), client)
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 @router.post("/auth/credentials", response_model=TokenResponse)
-async def sign_in(
-    body: CredentialsSignIn, accounts: Accounts, client: Client, response: Response
-) -> TokenResponse:
+async def sign_in(body: CredentialsSignIn, accounts: Accounts, client: Client) -> Response:
     pair = await accounts.sign_in(body.email, body.password, client)
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 # Registered after the credentials routes, which take precedence over {provider}.
@@ -79,8 +73,7 @@ async def provider_sign_up(
     body: ProviderSignUp,
     accounts: ProviderAccounts,
     client: Client,
-    response: Response,
-) -> TokenResponse:
+) -> Response:
     pair = await accounts.sign_up(
         provider,
         body.jwt,
@@ -88,7 +81,7 @@ async def provider_sign_up(
         names=ProviderNames(first_name=body.firstName, last_name=body.lastName),
         client=client,
     )
-    return token_response(pair, response)
+    return token_response(pair)
 
 
 @router.post("/auth/{provider}", response_model=TokenResponse)
@@ -97,7 +90,6 @@ async def provider_sign_in(
     body: ProviderSignIn,
     accounts: ProviderAccounts,
     client: Client,
-    response: Response,
-) -> TokenResponse:
+) -> Response:
     pair = await accounts.sign_in(provider, body.jwt, nonce=body.nonce, client=client)
-    return token_response(pair, response)
+    return token_response(pair)
