@@ -23,7 +23,9 @@ def token_response(pair: TokenPair) -> Response:
             "refreshToken": pair.refresh_token,
             "tokenType": "Bearer",
             "expiresIn": pair.expires_in,
-        }
+        },
+        # Compact, byte for byte what FastAPI's own serializer produced before.
+        separators=(",", ":"),
     )
     return Response(body, media_type="application/json", headers=NO_STORE)
 
