@@ -29,10 +29,13 @@ async def test_sign_up_returns_a_token_pair_that_a_resource_server_can_verify(ap
     assert len(body["refreshToken"]) >= 43  # 256 bits, base64url
     # Compact JSON in the seeds' field order, as FastAPI serialized it: clients
     # (and bench/lua/refresh.lua) that pick fields out with a pattern keep working.
-    assert response.content == (
-        f'{{"accessToken":"{body["accessToken"]}","refreshToken":"{body["refreshToken"]}",'
-        '"tokenType":"Bearer","expiresIn":900}'
-    ).encode()
+    assert (
+        response.content
+        == (
+            f'{{"accessToken":"{body["accessToken"]}","refreshToken":"{body["refreshToken"]}",'
+            '"tokenType":"Bearer","expiresIn":900}'
+        ).encode()
+    )
 
     # A resource server needs nothing but the JWKS document.
     jwks = (await api.client.get("/.well-known/jwks.json")).json()

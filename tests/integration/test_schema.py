@@ -48,3 +48,24 @@ async def test_email_key_unique_index_is_binary_on_every_database(database_url: 
             assert count.scalar_one() == 3
     finally:
         await engine.dispose()
+
+
+async def test_a_pool_that_stays_busy_is_unavailable_not_an_error(tmp_path: Any) -> None:
+    import pytest
+
+    from authgate.errors import Unavailable
+    from authgate.storage.unit_of_work import SqlUnitOfWork
+
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}", pool_size=1, max_overflow=0, pool_timeout=0.1
+    )
+    try:
+        async with SqlUnitOfWork(engine):
+            with pytest.raises(Unavailable) as caught:
+                async with SqlUnitOfWork(engine):
+                    pass
+        assert "pool" in (caught.value.detail_for_log or "")
+        async with SqlUnitOfWork(engine):  # the connection came back
+            pass
+    finally:
+        await engine.dispose()

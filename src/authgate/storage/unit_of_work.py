@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from authgate.errors import Unavailable
@@ -39,6 +40,11 @@ class SqlUnitOfWork:
         except DBAPIError as exc:
             await self._close()
             raise Unavailable(detail_for_log=f"database: {exc.orig!r}") from exc
+        except PoolTimeout as exc:
+            # Every pooled connection stayed busy past the pool timeout: overload,
+            # answered 503 with Retry-After like any unavailable database, not 500.
+            await self._close()
+            raise Unavailable(detail_for_log=f"database pool: {exc}") from exc
         self.users = SqlUserRepository(self._connection)
         self.identities = SqlIdentityRepository(self._connection)
         self.sessions = SqlSessionRepository(self._connection)
