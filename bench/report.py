@@ -214,7 +214,71 @@ def write(results: Path, meta: dict[str, Any], records: list[dict[str, Any]]) ->
 
     draw(latest, chart, title=f"authgate load test, latest figures ({date})")
     written.append(chart)
+    readme = results.parent.parent / "README.md"
+    # Only the repository's own results/ feed the README (not --results elsewhere,
+    # nor the slower --profile runs under results/profiled/).
+    if results.resolve() == DEFAULT_RESULTS.resolve() and update_readme(readme, latest):
+        written.append(readme)
     return written
+
+
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+README_START = "<!-- bench:summary:start -->"
+README_END = "<!-- bench:summary:end -->"
+
+
+def render_summary(latest: list[dict[str, Any]]) -> str:
+    """The compact table the README shows: one row per scenario, database, algorithm
+    and connection count, with its ratio to the same run's baseline and targets."""
+    lines = [
+        "| scenario | db | alg | conns | 2xx/s | p50 ms | p99 ms | errors | vs baseline "
+        "| targets | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in latest:
+        if record.get("kind") != "http":
+            continue
+        base = record.get("baseline")
+        ratio = record.get("ratio")
+        versus = f"{ratio:.2f}x {base['name']}" if base and ratio is not None else "-"
+        targets = [
+            f"{t['target']}: {t['measured']} {'PASS' if t['pass'] else 'FAIL'}"
+            for t in record.get("targets", [])
+            if t["pass"] is not None
+        ]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    record["scenario"],
+                    record["db"] or "-",
+                    record["algorithm"] or "-",
+                    str(record["connections"]),
+                    _n(record["ok_rps"]),
+                    _n(record["latency_ms"]["p50"], 1),
+                    _n(record["latency_ms"]["p99"], 1),
+                    str(record["errors"]["total"]),
+                    versus,
+                    "<br>".join(targets) or "-",
+                    record["run_id"],
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, latest: list[dict[str, Any]]) -> bool:
+    """Replace the table between the README's bench markers; False if it has none."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    block = f"{README_START}\n{render_summary(latest)}\n{README_END}"
+    readme.write_text(text[:start] + block + text[end + len(README_END) :])
+    return True
 
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
