@@ -56,6 +56,8 @@ async def test_a_valid_token_is_accepted(api: Api, method: str, path: str) -> No
     assert response.status_code == 200
     claims = jwt.decode(tokens["accessToken"], options={"verify_signature": False})
     assert response.json()["userId"] == claims["sub"]
+    # Personal data: never cached by a browser or a proxy.
+    assert response.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)

@@ -270,3 +270,29 @@ async def test_an_unexpected_error_is_a_bare_500_problem_with_the_security_heade
     assert "secret internals" not in response.text
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
+
+
+async def test_an_over_long_password_at_sign_in_is_refused_before_any_hashing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await api.sign_up("cow@cow.jp", "Moo00!_*&x")
+    hasher = api.app.state.container.accounts._hasher
+    verified: list[str] = []
+    original = hasher._verify_sync
+
+    def spy(password_hash: str, password: str) -> bool:
+        verified.append(password_hash)
+        return bool(original(password_hash, password))
+
+    monkeypatch.setattr(hasher, "_verify_sync", spy)
+    response = await api.client.post(
+        "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "x" * 1025}
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_failed"
+    assert verified == []
+    # The spy does see a normal attempt, so the empty list above means something.
+    await api.client.post(
+        "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "x" * 1024}
+    )
+    assert len(verified) == 1

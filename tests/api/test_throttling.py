@@ -137,6 +137,8 @@ async def test_refreshes_per_address(api: Api) -> None:
             "refreshToken"
         ]
     _assert_429(await api.client.post("/api/v1/refresh", json={"refreshToken": token}))
+    # The Serverless seed's route shares the same per-address count.
+    _assert_429(await api.client.post("/refreshToken", json={"refreshToken": token}))
     api.clock.advance(60)
     assert (
         await api.client.post("/api/v1/refresh", json={"refreshToken": token})
@@ -169,3 +171,27 @@ async def _refuse_weak_passwords(api: Api) -> None:
         assert response.status_code == 422, password
         assert response.json()["code"] == "weak_password"
         assert "too easy to guess" in response.json()["detail"]
+
+
+async def test_provider_routes_count_against_the_sign_in_limit(api: Api) -> None:
+    # No provider is configured here: each attempt is still counted before the
+    # provider is even looked up, so probing provider routes is throttled too.
+    async with client_at(api, "203.0.113.20") as prober:
+        for _ in range(6):
+            response = await prober.post("/api/v1/auth/google", json={"jwt": "x.y.z"})
+            assert response.status_code == 404
+        _assert_429(await prober.post("/api/v1/signup/apple", json={"jwt": "x.y.z"}))
+
+
+async def test_minimum_strength_comes_from_the_settings(make_settings: Any, clock: Any) -> None:
+    body = {"email": "cow@cow.jp", "password": "password1", "passwordConfirm": "password1"}
+    async for api in start_api(make_settings(password_min_strength=0), clock):
+        accepted = await api.client.post("/api/v1/signup/credentials", json=body)
+        assert accepted.status_code == 200
+    async for api in start_api(make_settings(password_min_strength=4), clock):
+        # zxcvbn scores this 3: fine by default (2), refused at 4.
+        strong_enough_for_2 = {**body, "email": "horse@cow.jp", "password": "Moo00!_*&x"}
+        strong_enough_for_2["passwordConfirm"] = strong_enough_for_2["password"]
+        refused = await api.client.post("/api/v1/signup/credentials", json=strong_enough_for_2)
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "weak_password"
