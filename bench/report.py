@@ -241,25 +241,17 @@ def render_summary(latest: list[dict[str, Any]]) -> str:
         base = record.get("baseline")
         ratio = record.get("ratio")
         versus = f"{ratio:.2f}x {base['name']}" if base and ratio is not None else "-"
-        targets = [
-            f"{t['target']}: {t['measured']} {'PASS' if t['pass'] else 'FAIL'}"
-            for t in record.get("targets", [])
-            if t["pass"] is not None
-        ]
         lines.append(
             "| "
             + " | ".join(
                 [
-                    record["scenario"],
-                    record["db"] or "-",
-                    record["algorithm"] or "-",
-                    str(record["connections"]),
+                    *_identity_cells(record),
                     _n(record["ok_rps"]),
                     _n(record["latency_ms"]["p50"], 1),
                     _n(record["latency_ms"]["p99"], 1),
                     str(record["errors"]["total"]),
                     versus,
-                    "<br>".join(targets) or "-",
+                    _verdict(record.get("targets", [])),
                     record["run_id"],
                 ]
             )
@@ -330,6 +322,16 @@ def _n(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def _identity_cells(record: dict[str, Any]) -> list[str]:
+    """Which configuration a row is: scenario, database, algorithm, connections."""
+    return [
+        record["scenario"],
+        record["db"] or "-",
+        record["algorithm"] or "-",
+        str(record["connections"]),
+    ]
 
 
 def _verdict(targets: list[dict[str, Any]]) -> str:
@@ -503,10 +505,7 @@ def render_markdown(
             "| "
             + " | ".join(
                 [
-                    record["scenario"],
-                    record["db"] or "-",
-                    record["algorithm"] or "-",
-                    str(record["connections"]),
+                    *_identity_cells(record),
                     _n(record["ok_rps"])
                     + (
                         f" (all {_n(record['throughput_rps'])})"
