@@ -195,3 +195,61 @@ async def test_minimum_strength_comes_from_the_settings(make_settings: Any, cloc
         refused = await api.client.post("/api/v1/signup/credentials", json=strong_enough_for_2)
         assert refused.status_code == 422
         assert refused.json()["code"] == "weak_password"
+
+
+async def test_a_hashing_flood_is_refused_fast_while_token_routes_keep_answering(
+    make_settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign-ins that would queue past PASSWORD_HASH_MAX_PENDING get 503 at once;
+    /secure, the JWKS and refresh, which never hash, are served during the flood.
+    A gate holds the hashing threads, so "during" is a fact, not a timing."""
+    settings = make_settings(password_hash_max_pending=4, password_hash_workers=1)
+    async for api in start_api(settings, clock):
+        await _flood(api, monkeypatch)
+
+
+async def _flood(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+
+    tokens = await api.sign_up("cow@cow.jp", "Moo00!_*&x")
+    hasher = api.app.state.container.accounts._hasher
+    gate = threading.Event()
+    original = hasher._verify_sync
+
+    def held(password_hash: str, password: str) -> bool:
+        gate.wait(timeout=30)
+        return bool(original(password_hash, password))
+
+    monkeypatch.setattr(hasher, "_verify_sync", held)
+
+    async def sign_in(i: int) -> httpx.Response:
+        async with client_at(api, f"198.51.100.{i}") as client:
+            body = {"email": f"flood{i}@cow.jp", "password": "wrong-password"}
+            return await client.post(SIGN_IN, json=body)
+
+    flood = [asyncio.create_task(sign_in(i)) for i in range(12)]
+    try:
+        for _ in range(1000):
+            if hasher.pending >= 4:
+                break
+            await asyncio.sleep(0.01)
+        # Served while all four hashing slots are held:
+        bearer = {"Authorization": f"Bearer {tokens['accessToken']}"}
+        assert (await api.client.get("/secure", headers=bearer)).status_code == 200
+        assert (await api.client.get("/.well-known/jwks.json")).status_code == 200
+        body = {"refreshToken": tokens["refreshToken"]}
+        assert (await api.client.post("/api/v1/refresh", json=body)).status_code == 200
+        for _ in range(1000):
+            if sum(task.done() for task in flood) >= 8:
+                break
+            await asyncio.sleep(0.01)
+        assert hasher.pending == 4
+        # The eight that found the queue full were answered before any hash finished.
+        early = [task.result() for task in flood if task.done()]
+        assert [r.status_code for r in early] == [503] * 8
+        assert all("retry-after" in r.headers for r in early)
+    finally:
+        gate.set()
+    answers = await asyncio.gather(*flood)
+    assert sorted(r.status_code for r in answers) == [401] * 4 + [503] * 8
