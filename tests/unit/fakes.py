@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -158,6 +159,10 @@ class FakeUnitOfWork:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._work: Store | None = None
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
 
     @property
     def users(self) -> FakeUsers:
@@ -196,6 +201,9 @@ class FakeUnitOfWork:
             self._store.audit = self._work.audit
             self._store.identities = self._work.identities
             self._store.commits += 1
+            for callback in self._after_commit:
+                callback()
+        self._after_commit = []
         self._work = None
 
 

@@ -207,3 +207,24 @@ async def test_unknown_email_and_wrong_password_each_verify_once_with_production
             assert spy.verified[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$"), email
     finally:
         spy.hasher.close()
+
+
+async def test_an_audit_event_reaches_the_log_only_when_its_transaction_commits() -> None:
+    from structlog.testing import capture_logs
+
+    w = build()
+    trail = AuditTrail(uow=lambda: FakeUnitOfWork(w["store"]), clock=w["clock"])
+
+    async def rolled_back() -> None:
+        async with FakeUnitOfWork(w["store"]) as uow:
+            await trail.add(uow, trail.event("signin", CLIENT))
+            assert logged == []  # not before the commit either
+            raise RuntimeError("the change is rolled back")
+
+    with capture_logs() as logged:
+        with pytest.raises(RuntimeError, match="rolled back"):
+            await rolled_back()
+        assert logged == []
+        async with FakeUnitOfWork(w["store"]) as uow:
+            await trail.add(uow, trail.event("signin", CLIENT))
+        assert [entry["event"] for entry in logged] == ["signin"]

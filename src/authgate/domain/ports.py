@@ -94,6 +94,10 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditRepository: ...
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit has committed; never if it rolls back."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

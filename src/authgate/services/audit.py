@@ -46,9 +46,11 @@ class AuditTrail:
         )
 
     async def add(self, uow: UnitOfWork, event: AuditEvent) -> None:
-        """Record ``event`` inside the caller's transaction."""
+        """Record ``event`` inside the caller's transaction; it reaches the log only
+        once that transaction has committed, so the log never claims a change that
+        was rolled back."""
         await uow.audit.add(event)
-        _emit(event)
+        uow.after_commit(lambda: _emit(event))
 
     async def record(self, event: AuditEvent) -> None:
         """Record ``event`` in a transaction of its own (for refusals)."""

@@ -6,6 +6,8 @@ writes nothing. Database outages surface as :class:`authgate.errors.Unavailable`
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -21,6 +23,8 @@ from authgate.storage.repositories import (
     SqlUserRepository,
 )
 
+logger = logging.getLogger(__name__)
+
 
 class SqlUnitOfWork:
     users: SqlUserRepository
@@ -32,6 +36,10 @@ class SqlUnitOfWork:
         self._engine = engine
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
 
     async def __aenter__(self) -> Self:
         try:
@@ -68,6 +76,8 @@ class SqlUnitOfWork:
             raise Unavailable(detail_for_log=f"database: {db_error.orig!r}") from db_error
         finally:
             await self._close()
+        if exc_type is None:
+            _run_after_commit(self._after_commit)
         if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
             raise Unavailable(detail_for_log=f"database: {exc.orig!r}") from exc
 
@@ -75,6 +85,17 @@ class SqlUnitOfWork:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+
+
+def _run_after_commit(callbacks: list[Callable[[], None]]) -> None:
+    # The transaction is committed: a failing callback (a log line) must not turn
+    # the request into an error now.
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            logger.exception("after-commit callback failed")
+    callbacks.clear()
 
 
 class SqlUnitOfWorkFactory:
