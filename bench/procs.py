@@ -81,6 +81,19 @@ def machine_busy_seconds() -> float:
     return (sum(values) - idle) / CLOCK_TICKS
 
 
+def rss_mib(pids: list[int], field: str = "VmRSS") -> float:
+    """Resident memory of ``pids`` in MiB, summed (``VmHWM``: each one's peak so far)."""
+    total_kib = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    total_kib += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return round(total_kib / 1024, 1)
+
+
 def loadavg() -> list[float]:
     return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -94,6 +107,7 @@ class CpuWindow:
     server: dict[int, float]
     main_threads: dict[int, float]
     machine: float
+    rss_mib: float = 0.0
 
     @classmethod
     def start(cls, root: int | None) -> CpuWindow:
@@ -104,6 +118,7 @@ class CpuWindow:
             server=server,
             main_threads=main_thread_cpu_seconds(list(server)),
             machine=machine_busy_seconds(),
+            rss_mib=rss_mib(list(server)),
         )
 
     def finish(self, loadgen_cpu_seconds: float = 0.0) -> dict[str, Any]:
@@ -127,6 +142,13 @@ class CpuWindow:
             "loadgen_cpu_pct": round(100 * loadgen_cpu_seconds / wall, 1),
             "machine_busy_pct": round(100 * machine / wall, 1),
             "other_cpu_pct": round(100 * other / wall, 1),
+            # Does a flood grow the server? Resident memory of all its processes
+            # before and after the run, and the sum of their peaks so far.
+            "server_rss_mib": {
+                "start": self.rss_mib,
+                "end": rss_mib(list(now)),
+                "peak_so_far": rss_mib(list(now), "VmHWM"),
+            },
         }
 
 
