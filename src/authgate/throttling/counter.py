@@ -38,8 +38,6 @@ class CounterStore(Protocol):
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
 
-    async def get(self, key: str) -> int: ...
-
     async def clear(self, key: str) -> None: ...
 
 
@@ -64,15 +62,6 @@ class CounterThrottle:
         except StorageError as exc:
             raise ThrottleStoreUnavailable(str(exc)) from exc
         return _decide(count, limit, now, allowed=count <= limit.amount)
-
-    async def peek(self, name: str, key: str, limit: RateLimit) -> Decision:
-        storage_key, now = self._window_key(name, key, limit)
-        try:
-            count = await self._storage.get(storage_key)
-        except StorageError as exc:
-            raise ThrottleStoreUnavailable(str(exc)) from exc
-        # "Allowed" here means one more event would still be within the limit.
-        return _decide(count, limit, now, allowed=count < limit.amount)
 
     async def reset(self, name: str, key: str, limit: RateLimit) -> None:
         storage_key, _ = self._window_key(name, key, limit)

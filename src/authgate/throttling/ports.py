@@ -22,10 +22,6 @@ class Throttle(Protocol):
         """Count one event for ``key`` and say whether it was within ``limit``."""
         ...
 
-    async def peek(self, name: str, key: str, limit: RateLimit) -> Decision:
-        """Say whether one more event would be allowed, without counting it."""
-        ...
-
     async def reset(self, name: str, key: str, limit: RateLimit) -> None:
         """Forget the events counted for ``key`` in the current window."""
         ...

@@ -1,5 +1,5 @@
 """Rate limits as values: ``RateLimit`` (how many per how long) and ``Decision``
-(what one counted or peeked request was told)."""
+(what one counted request was told)."""
 
 from __future__ import annotations
 

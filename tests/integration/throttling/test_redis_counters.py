@@ -44,7 +44,7 @@ async def test_two_throttles_share_one_count(make_throttle: MakeThrottle) -> Non
         decisions.append(await second.hit("test", "k", LIMIT))
 
     assert sum(d.allowed for d in decisions) == LIMIT.amount
-    assert not (await first.peek("test", "k", LIMIT)).allowed
+    assert not (await first.hit("test", "k", LIMIT)).allowed
 
 
 async def test_concurrent_hits_never_overshoot(make_throttle: MakeThrottle) -> None:
@@ -69,7 +69,7 @@ _WORKER = textwrap.dedent(
         throttle = build_throttle(url, clock=clock, prefix=prefix)
         limit = RateLimit(amount=25, window_seconds=60)
         try:
-            await throttle.peek("test", "k", limit)  # connect before the start signal
+            await throttle.reset("warm-up", "k", limit)  # connect before the start signal
             print("ready", flush=True)
             sys.stdin.readline()
             allowed = 0

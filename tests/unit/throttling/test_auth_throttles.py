@@ -147,9 +147,6 @@ class ExplodingThrottle:
     async def hit(self, name: str, key: str, limit: RateLimit) -> Decision:
         raise AssertionError("hit")
 
-    async def peek(self, name: str, key: str, limit: RateLimit) -> Decision:
-        raise AssertionError("peek")
-
     async def reset(self, name: str, key: str, limit: RateLimit) -> None:
         raise AssertionError("reset")
 
@@ -169,9 +166,6 @@ async def test_disabled_is_a_no_op() -> None:
 
 class DownThrottle:
     async def hit(self, name: str, key: str, limit: RateLimit) -> Decision:
-        raise ThrottleStoreUnavailable("connection refused")
-
-    async def peek(self, name: str, key: str, limit: RateLimit) -> Decision:
         raise ThrottleStoreUnavailable("connection refused")
 
     async def reset(self, name: str, key: str, limit: RateLimit) -> None:

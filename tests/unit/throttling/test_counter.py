@@ -43,18 +43,6 @@ async def test_the_next_window_starts_a_new_count(
     assert (await throttle.hit("test", "k", PER_MINUTE)).allowed
 
 
-async def test_peek_does_not_count(throttle: CounterThrottle) -> None:
-    for _ in range(10):
-        assert (await throttle.peek("test", "k", PER_MINUTE)).allowed
-    for _ in range(2):
-        await throttle.hit("test", "k", PER_MINUTE)
-
-    peeked = await throttle.peek("test", "k", PER_MINUTE)
-    assert (peeked.allowed, peeked.remaining) == (True, 1)
-    await throttle.hit("test", "k", PER_MINUTE)
-    assert not (await throttle.peek("test", "k", PER_MINUTE)).allowed
-
-
 async def test_reset_forgets_the_count(throttle: CounterThrottle) -> None:
     for _ in range(3):
         await throttle.hit("test", "k", PER_MINUTE)
