@@ -131,8 +131,8 @@ class AccountService:
             return
         async with self._uow() as uow:
             user = await uow.users.get_by_email_key(key)
-        event = self._audit.event("lockout", client, user_id=user.id if user else None)
-        await self._audit.record(event)
+            event = self._audit.event("lockout", client, user_id=user.id if user else None)
+            await self._audit.add(uow, event)
 
     async def _refuse(self, client: ClientInfo, reason: str, user_id: UUID | None) -> NoReturn:
         await self._audit.record(

@@ -11,23 +11,27 @@ from authgate.domain.models import TokenPair
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def token_response(pair: TokenPair) -> Response:
-    """The token answer (RFC 6749 §5.1: never cached), serialized here.
+def private_json(payload: dict[str, object]) -> Response:
+    """A JSON answer that carries a token or personal data: never cached.
 
-    Built directly rather than returned as a ``TokenResponse`` for FastAPI to
-    validate and serialize again: every sign-in and refresh ends here. The route
-    keeps ``response_model=TokenResponse``, so the schema documents this shape."""
-    body = json.dumps(
+    Serialized here rather than returned as a model for FastAPI to validate and
+    serialize again: token checks, sign-ins and refreshes all end here. Routes keep
+    their ``response_model``, so the schema still documents each shape."""
+    # Compact, byte for byte what FastAPI's own serializer produces.
+    body = json.dumps(payload, separators=(",", ":"))
+    return Response(body, media_type="application/json", headers=NO_STORE)
+
+
+def token_response(pair: TokenPair) -> Response:
+    """The token answer (RFC 6749 §5.1: never cached)."""
+    return private_json(
         {
             "accessToken": pair.access_token,
             "refreshToken": pair.refresh_token,
             "tokenType": "Bearer",
             "expiresIn": pair.expires_in,
-        },
-        # Compact, byte for byte what FastAPI's own serializer produced before.
-        separators=(",", ":"),
+        }
     )
-    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 def private(response: Response) -> None:

@@ -6,14 +6,12 @@ check, one explicit call in the handler. Copy whichever fits your own routes.
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request, Response
 
 from authgate.domain.emails import lookup_key
 from authgate.web.deps import Accounts, Client, Sessions
 from authgate.web.guard import CurrentClaims, authenticate
-from authgate.web.responses import NO_STORE, token_response
+from authgate.web.responses import private_json, token_response
 from authgate.web.schemas import (
     CredentialsSignIn,
     EmptyResponse,
@@ -27,10 +25,7 @@ router = APIRouter(tags=["serverless seed"])
 
 
 def _secure_answer(user_id: str) -> Response:
-    # Built directly: this is the path every resource request takes, and a
-    # response model would validate and serialize a constant shape each time.
-    body = json.dumps({"message": "You are authenticated.", "userId": user_id})
-    return Response(body, media_type="application/json", headers=NO_STORE)
+    return private_json({"message": "You are authenticated.", "userId": user_id})
 
 
 @router.api_route("/secure", methods=["GET", "POST"], response_model=SecureResponse)
