@@ -9,6 +9,7 @@ AUTHGATE_TEST_REQUIRE_MARIADB=1): CI must never pass on a silent skip.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -22,10 +23,19 @@ from authgate.storage.migrate import upgrade_url
 from authgate.storage.tables import metadata
 
 DEFAULT_MARIADB_URL = "mysql+asyncmy://root@127.0.0.1:3306/authgate_test?charset=utf8mb4"
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def mariadb_url() -> URL:
-    return make_url(os.environ.get("AUTHGATE_TEST_MARIADB_URL", DEFAULT_MARIADB_URL))
+    """The configured test database, renamed for this checkout and pytest-xdist worker.
+
+    Each suite empties its database after every test: two checkouts (or two xdist
+    workers) sharing one database would wipe each other's rows mid-test.
+    """
+    url = make_url(os.environ.get("AUTHGATE_TEST_MARIADB_URL", DEFAULT_MARIADB_URL))
+    checkout = hashlib.sha256(str(_CHECKOUT).encode()).hexdigest()[:8]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return url.set(database=f"{url.database or 'authgate_test'}_{checkout}_{worker}"[:64])
 
 
 def mariadb_required() -> bool:

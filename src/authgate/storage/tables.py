@@ -72,6 +72,9 @@ sessions = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
     Column("revoked_reason", String(64), nullable=True),
     Index("ix_sessions_user_id", "user_id"),
+    # Pruning deletes by these (migration 0004).
+    Index("ix_sessions_absolute_expires_at", "absolute_expires_at"),
+    Index("ix_sessions_revoked_at", "revoked_at"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
@@ -92,6 +95,7 @@ refresh_tokens = Table(
     # A token is rotated exactly when a row names it as parent; this index lets only
     # one of two concurrent refreshes insert that row (migration 0003).
     Index("uq_refresh_tokens_parent_id", "parent_id", unique=True),
+    Index("ix_refresh_tokens_expires_at", "expires_at"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
@@ -111,6 +115,31 @@ audit_events = Table(
     Column("user_agent", String(256), nullable=True),
     Index("ix_audit_events_occurred_at", "occurred_at"),
     Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# Provider ID tokens that started a session, by SHA-256 of ``header.payload`` (a
+# signature twin has the same key), kept until ``exp`` + clock skew: a captured ID
+# token cannot start a second session on any instance.
+id_token_uses = Table(
+    "id_token_uses",
+    metadata,
+    Column("token_hash", exact_string(64), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_id_token_uses_expires_at", "expires_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# When a periodic task last ran anywhere: one instance's run makes the others' a no-op.
+maintenance_runs = Table(
+    "maintenance_runs",
+    metadata,
+    Column("task", exact_string(64), primary_key=True),
+    Column("last_run_at", UTCDateTime(), nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
