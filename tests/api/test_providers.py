@@ -302,11 +302,14 @@ async def test_generic_oidc_provider(
                     "sub": "employee-42",
                     "email": "e42@corp.example",
                     "email_verified": True,
+                    "nonce": hashed_nonce("corp-nonce"),  # required by default
                     "iat": now,
                     "exp": now + 300,
                 }
             )
-            response = await api.client.post("/api/v1/signup/corp", json={"jwt": token})
+            response = await api.client.post(
+                "/api/v1/signup/corp", json={"jwt": token, "nonce": "corp-nonce"}
+            )
             assert response.status_code == 200, response.text
             assert (await _me(api, response.json()))["providers"] == ["corp"]
 
