@@ -246,3 +246,34 @@ def test_0005_offline_sql_says_keys_need_an_online_run(
     # Alembic may write the script to stdout itself instead of the buffer.
     sql = offline_sql(make_url("sqlite+aiosqlite:///x.db")) + capsys.readouterr().out
     assert "-- 0005 (upgrade): users.email_key must be recomputed" in sql
+
+
+async def test_0005_refusal_is_one_line_from_the_cli(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from authgate.cli.main import main
+
+    url = make_url(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_migrate(engine, "upgrade", "0004"))
+        await _insert_users(
+            engine,
+            [
+                ("1" * 32, "Bob@example.com", "bob@example.com"),
+                ("2" * 32, "bob@example.com", "imported:bob@example.com"),
+            ],
+        )
+    finally:
+        await engine.dispose()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url.render_as_string())
+    # main() runs its own event loop, as the installed command does.
+    status = await asyncio.to_thread(main, ["migrate"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "authgate: error" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("authgate: error: migration 0005 (upgrade) changed nothing: users ")

@@ -126,7 +126,6 @@ def _recompute(rule: Callable[[str], str], direction: str) -> None:
             "email_key, or delete it), then run 'authgate migrate' again; "
             "see docs/providers.md, 'Migration 0005'"
         )
-        logger.error("%s", message)
         raise MigrationRefused(message)
     changed = [(row.id, final[row.id]) for row in rows if final[row.id] != row.email_key]
     if not changed:
