@@ -110,8 +110,13 @@ class Settings(BaseSettings):
     jwt_audience_apple: str = ""
     google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
-    # JSON: {"name": {"issuer", "jwks_url", "audiences": [...], "algorithms": [...]}}
+    # JSON: {"name": {"issuer", "jwks_url", "audiences": [...], "algorithms": [...],
+    # "trustEmail": false, "requireNonce": true}}
     oidc_providers: str = ""
+    # Refuse Google / Apple ID tokens without a nonce. Off by default: the seed apps
+    # send none. (Generic providers require one unless "requireNonce": false.)
+    google_require_nonce: bool = False
+    apple_require_nonce: bool = False
     provider_signup_on_signin: bool = False
     provider_clock_skew_seconds: int = Field(default=60, ge=0, le=600)
     provider_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -198,13 +203,21 @@ class Settings(BaseSettings):
         try:
             if self.jwt_audience_google.strip():
                 audiences = _split(self.jwt_audience_google)
-                configs.append(google_config(audiences, self.google_jwks_url))
+                configs.append(
+                    google_config(
+                        audiences, self.google_jwks_url, require_nonce=self.google_require_nonce
+                    )
+                )
         except ValueError as exc:
             raise ValueError(f"GOOGLE_JWKS_URL / JWT_AUDIENCE_GOOGLE: {exc}") from None
         try:
             if self.jwt_audience_apple.strip():
                 audiences = _split(self.jwt_audience_apple)
-                configs.append(apple_config(audiences, self.apple_jwks_url))
+                configs.append(
+                    apple_config(
+                        audiences, self.apple_jwks_url, require_nonce=self.apple_require_nonce
+                    )
+                )
         except ValueError as exc:
             raise ValueError(f"APPLE_JWKS_URL / JWT_AUDIENCE_APPLE: {exc}") from None
         for name, entry in _parse_providers(self.oidc_providers).items():
@@ -218,6 +231,8 @@ class Settings(BaseSettings):
                         entry["jwks_url"],
                         entry["audiences"],
                         entry.get("algorithms", ["RS256"]),
+                        trust_email=entry.get("trustEmail", False),
+                        require_nonce=entry.get("requireNonce", True),
                     )
                 )
             except ValueError as exc:
@@ -299,6 +314,10 @@ def _parse_providers(value: str) -> dict[str, dict[str, Any]]:
             raise ValueError(f"provider {name!r} lacks {', '.join(sorted(missing))}")
         if not isinstance(entry["audiences"], list) or not entry["audiences"]:
             raise ValueError(f"provider {name!r}: audiences must be a non-empty list")
+        for flag in ("trustEmail", "requireNonce"):
+            # A JSON boolean only: "false" (a string) must not read as true.
+            if flag in entry and not isinstance(entry[flag], bool):
+                raise ValueError(f"provider {name!r}: {flag} must be true or false")
     return parsed
 
 

@@ -8,7 +8,8 @@ The web layer maps each class to a status code in exactly one place
     │   └── WeakPassword          password too short, too long, or otherwise refused
     ├── Conflict
     │   ├── EmailTaken            an account already uses this (normalized) email
-    │   └── IdentityTaken         this provider identity already belongs to an account
+    │   ├── IdentityTaken         this provider identity already belongs to an account
+    │   └── ProviderAlreadyLinked the account with this email has another identity of this provider
     ├── NotFound
     │   ├── AccountNotFound       provider sign-in for an identity with no account
     │   └── ProviderNotEnabled    the named identity provider is not configured
@@ -64,6 +65,15 @@ class EmailTaken(Conflict):
 class IdentityTaken(Conflict):
     code = "identity_taken"
     message = "This identity is already linked to an account."
+
+
+class ProviderAlreadyLinked(Conflict):
+    # A second identity of one provider (a new Google ``sub``) with the address of an
+    # account that already has one: a re-created Workspace user, a domain that changed
+    # hands. Not linked (that would hand the account to whoever holds the new identity)
+    # and no second account claims the address.
+    code = "provider_already_linked"
+    message = "The account with this email is already linked to another identity of this provider."
 
 
 class NotFound(AuthError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -46,13 +47,20 @@ async def api(
         yield value
 
 
+# A provider issues a new token for every sign-in (and ID tokens are single use), so
+# each call mints a distinct one; reuse a token by keeping the string.
+_serial = itertools.count()
+
+
 def google_token(api: Api, idp: FakeIdp, **claims: Any) -> str:
     now = api.clock.now().timestamp()
+    claims.setdefault("jti", f"google-{next(_serial)}")
     return idp.sign(google_claims(now=now, client_id=GOOGLE_CLIENT, **claims))
 
 
 def apple_token(api: Api, idp: FakeIdp, **claims: Any) -> str:
     now = api.clock.now().timestamp()
+    claims.setdefault("jti", f"apple-{next(_serial)}")
     return idp.sign(apple_claims(now=now, bundle_id=APPLE_BUNDLE, **claims))
 
 
@@ -76,11 +84,17 @@ async def test_google_sign_up_then_sign_in(api: Api, google: FakeIdp) -> None:
     assert (me["firstName"], me["lastName"]) == ("Alice", "Example")
     assert me["providers"] == ["google"]
 
-    again = await api.client.post("/api/v1/signup/google", json={"jwt": token})
+    # The same token again: it already started a session (single use).
+    replayed = await api.client.post("/api/v1/signup/google", json={"jwt": token})
+    assert replayed.status_code == 401
+    assert replayed.json()["code"] == "invalid_id_token"
+    again = await api.client.post("/api/v1/signup/google", json={"jwt": google_token(api, google)})
     assert again.status_code == 409
     assert again.json()["code"] == "identity_taken"
 
-    signed_in = await api.client.post("/api/v1/auth/google", json={"jwt": token})
+    signed_in = await api.client.post(
+        "/api/v1/auth/google", json={"jwt": google_token(api, google)}
+    )
     assert signed_in.status_code == 200
     assert (await _me(api, signed_in.json()))["userId"] == me["userId"]
 
@@ -113,7 +127,8 @@ async def test_sign_in_without_an_account_is_404(api: Api, google: FakeIdp) -> N
     response = await api.client.post("/api/v1/auth/google", json={"jwt": google_token(api, google)})
     assert response.status_code == 404
     assert response.json()["code"] == "account_not_found"
-    assert (await count_rows(api.settings.effective_database_url))["users"] == 0
+    counts = await count_rows(api.settings.effective_database_url)
+    assert (counts["users"], counts["id_token_uses"]) == (0, 0)
 
 
 async def test_sign_in_creates_the_account_when_configured(
@@ -266,9 +281,9 @@ async def test_one_account_holds_several_providers(
 async def test_concurrent_sign_ups_of_one_identity_make_one_account(
     api: Api, google: FakeIdp
 ) -> None:
-    token = google_token(api, google)
+    tokens = [google_token(api, google) for _ in range(10)]  # ten sign-ins at Google
     responses = await asyncio.gather(
-        *(api.client.post("/api/v1/signup/google", json={"jwt": token}) for _ in range(10))
+        *(api.client.post("/api/v1/signup/google", json={"jwt": token}) for token in tokens)
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [409] * 9, statuses
@@ -302,11 +317,14 @@ async def test_generic_oidc_provider(
                     "sub": "employee-42",
                     "email": "e42@corp.example",
                     "email_verified": True,
+                    "nonce": hashed_nonce("corp-nonce"),  # required by default
                     "iat": now,
                     "exp": now + 300,
                 }
             )
-            response = await api.client.post("/api/v1/signup/corp", json={"jwt": token})
+            response = await api.client.post(
+                "/api/v1/signup/corp", json={"jwt": token, "nonce": "corp-nonce"}
+            )
             assert response.status_code == 200, response.text
             assert (await _me(api, response.json()))["providers"] == ["corp"]
 

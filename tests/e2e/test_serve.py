@@ -350,17 +350,29 @@ def test_google_apple_and_a_linked_account(tmp_path: Path) -> None:
                 json={"jwt": apple_token, "firstName": "Melvin", "lastName": "Friedman"},
             )
             assert first.status_code == 200, first.text
+            # An ID token starts one session: the same one again is refused...
+            replayed = http.post("/api/v1/auth/apple", json={"jwt": apple_token})
+            assert replayed.status_code == 401
+            # ...and the next sign-in at Apple gives a new one.
+            apple_token = apple.sign(
+                apple_claims(now=now + 1, bundle_id="jp.timelapseme.app", auth_time=int(now) + 1)
+            )
             signin = http.post("/api/v1/auth/apple", json={"jwt": apple_token})
             assert signin.status_code == 200
             apple_me = http.get("/api/v1/me", headers=_bearer(signin.json()["accessToken"]))
             assert apple_me.json()["firstName"] == "Melvin"
 
-            # Linked account: a password account, then Google with the same verified
-            # email signs in to it (and the unverified password is dropped).
+            # Linked account: a password account, then a Google Workspace account
+            # (hd: Google vouches for the address) signs in to it (and the unverified
+            # password is dropped).
             http.post("/register", json={"email": "bob@example.com", "password": "Moo00!_*&x"})
             bob = google.sign(
                 google_claims(
-                    now=now, client_id="web-client", sub="bob-sub", email="bob@example.com"
+                    now=now,
+                    client_id="web-client",
+                    sub="bob-sub",
+                    email="bob@example.com",
+                    hd="example.com",
                 )
             )
             linked = http.post("/api/v1/auth/google", json={"jwt": bob})

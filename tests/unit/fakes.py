@@ -14,6 +14,7 @@ from authgate.domain.models import (
     AuditEvent,
     FoundToken,
     IdentityRecord,
+    IdTokenUse,
     RefreshTokenRecord,
     SessionRecord,
     User,
@@ -28,6 +29,7 @@ class Store:
     tokens: dict[UUID, RefreshTokenRecord] = dataclasses.field(default_factory=dict)
     audit: list[AuditEvent] = dataclasses.field(default_factory=list)
     identities: dict[UUID, IdentityRecord] = dataclasses.field(default_factory=dict)
+    id_token_uses: dict[str, IdTokenUse] = dataclasses.field(default_factory=dict)
     commits: int = 0
 
 
@@ -153,6 +155,18 @@ class FakeAudit:
         return [e for e in events if since is None or e.occurred_at >= since][:limit]
 
 
+class FakeIdTokenUses:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, use: IdTokenUse) -> bool:
+        # The primary key, as a check.
+        if use.token_hash in self._s.id_token_uses:
+            return False
+        self._s.id_token_uses[use.token_hash] = use
+        return True
+
+
 class FakeUnitOfWork:
     """Works on a copy and publishes it on a clean exit: an exception writes nothing."""
 
@@ -184,6 +198,11 @@ class FakeUnitOfWork:
         assert self._work is not None
         return FakeAudit(self._work)
 
+    @property
+    def id_token_uses(self) -> FakeIdTokenUses:
+        assert self._work is not None
+        return FakeIdTokenUses(self._work)
+
     async def __aenter__(self) -> Self:
         self._work = copy.deepcopy(self._store)
         return self
@@ -200,6 +219,7 @@ class FakeUnitOfWork:
             self._store.tokens = self._work.tokens
             self._store.audit = self._work.audit
             self._store.identities = self._work.identities
+            self._store.id_token_uses = self._work.id_token_uses
             self._store.commits += 1
             for callback in self._after_commit:
                 callback()

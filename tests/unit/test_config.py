@@ -104,3 +104,50 @@ def test_production_needs_both_key_files(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("JWT_PRIVATE_KEY_PATH", "/etc/authgate/jwt-private.pem")
     with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY_PATH: AUTHGATE_ENV=production"):
         load_settings()
+
+
+def test_provider_email_trust_and_nonce_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from authgate.identity import EmailTrust
+
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("JWT_AUDIENCE_GOOGLE", "web-client")
+    monkeypatch.setenv("JWT_AUDIENCE_APPLE", "com.example.app")
+    entry = {"issuer": "https://login.corp.example", "jwks_url": "https://login.corp.example/k"}
+    providers = {
+        "plain": {**entry, "audiences": ["a"]},
+        "trusted": {**entry, "audiences": ["b"], "trustEmail": True, "requireNonce": False},
+    }
+    import json
+
+    monkeypatch.setenv("OIDC_PROVIDERS", json.dumps(providers))
+    configs = {c.name: c for c in load_settings().provider_configs()}
+    assert {n: (c.email_trust, c.require_nonce) for n, c in configs.items()} == {
+        "google": (EmailTrust.GOOGLE, False),
+        "apple": (EmailTrust.VERIFIED, False),
+        "plain": (EmailTrust.NONE, True),
+        "trusted": (EmailTrust.VERIFIED, False),
+    }
+    monkeypatch.setenv("GOOGLE_REQUIRE_NONCE", "true")
+    monkeypatch.setenv("APPLE_REQUIRE_NONCE", "true")
+    configs = {c.name: c for c in load_settings().provider_configs()}
+    assert configs["google"].require_nonce
+    assert configs["apple"].require_nonce
+
+
+@pytest.mark.parametrize("flag", ["trustEmail", "requireNonce"])
+@pytest.mark.parametrize("value", ["false", "true", 1, None])
+def test_provider_flags_must_be_json_booleans(
+    monkeypatch: pytest.MonkeyPatch, flag: str, value: object
+) -> None:
+    import json
+
+    monkeypatch.chdir("/")
+    entry = {
+        "issuer": "https://login.corp.example",
+        "jwks_url": "https://login.corp.example/k",
+        "audiences": ["a"],
+        flag: value,
+    }
+    monkeypatch.setenv("OIDC_PROVIDERS", json.dumps({"corp": entry}))
+    with pytest.raises(SettingsError, match=rf"^OIDC_PROVIDERS: .*{flag} must be true or false"):
+        load_settings()

@@ -209,7 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import DBAPIError
 
         from authgate.errors import Unavailable
+        from authgate.storage.migrations import MigrationRefused
 
+        if isinstance(exc, MigrationRefused):
+            # A data migration stopped for the operator; its message says what to do.
+            print(f"authgate: error: {exc}", file=sys.stderr)
+            return 1
         if isinstance(exc, DBAPIError | Unavailable):
             # One line that names the settings to check; the driver's own words
             # (first line only: SQLAlchemy appends a "Background on this error" URL).

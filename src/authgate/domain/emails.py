@@ -21,10 +21,21 @@ class EmailAddress:
 
 
 def email_key(address: str) -> str:
-    """NFKC + casefold of the whole address: ``Cow@Cow.jp`` and ``cow@cow.jp`` are one
-    account. Applied identically before every insert and lookup, so the unique index
-    behaves the same on SQLite and MariaDB."""
-    return unicodedata.normalize("NFKC", address).casefold()
+    """The key that makes an address unique: NFC, then the local part ``lower()``ed and
+    the domain lowercased, so ``Cow@Cow.jp`` and ``cow@cow.jp`` are one account.
+
+    Exact otherwise: never NFKC, never casefold. ``straße@example.com`` and
+    ``strasse@example.com`` are different mailboxes, and so are ``ﬀ`` and ``ff``; a
+    looser key would let one address's owner link into (or block) the other's
+    account. ``address`` is expected in the form :func:`parse_email` gives, whose
+    domain email-validator has already mapped with IDNA (UTS 46, non-transitional:
+    lowercase, ``ß`` kept). Applied identically before every insert and lookup, so
+    the unique index behaves the same on SQLite and MariaDB (a binary column).
+    """
+    local, at, domain = unicodedata.normalize("NFC", address).rpartition("@")
+    if not at:
+        return domain.lower()  # not an address: a key that matches no account
+    return f"{local.lower()}@{domain.lower()}"
 
 
 def parse_email(raw: str) -> EmailAddress:
@@ -37,8 +48,8 @@ def parse_email(raw: str) -> EmailAddress:
         raise InvalidInput(f"The email address is not valid: {exc}") from None
     key = email_key(result.normalized)
     if len(key) > MAX_EMAIL_LENGTH:
-        # NFKC and casefolding can lengthen an address ("ΐ" becomes three code
-        # points): the key must fit its column on every database, not only SQLite.
+        # Lowering can lengthen an address ("İ" becomes two code points): the key
+        # must fit its column on every database, not only SQLite.
         raise InvalidInput("The email address is too long.")
     return EmailAddress(display=result.normalized, key=key)
 

@@ -6,6 +6,7 @@ Nothing here does I/O: adapters live in :mod:`authgate.identity`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -27,6 +28,19 @@ class VerifiedIdentity:
     is_private_email: bool
     given_name: str | None
     family_name: str | None
+    # The provider vouches that whoever holds this identity owns ``email``: verified,
+    # AND an address the provider is an authority for (its own rule, see
+    # ``authgate.identity.oidc.EmailTrust``). Only a trusted address links to an
+    # existing account or claims the unique email key; an untrusted one is kept as
+    # an attribute. Always False when ``email_verified`` is.
+    email_trusted: bool
+    # SHA-256 hex of the token's ``header.payload`` (not the whole string: a
+    # re-encoded signature must not make a "new" token): records that it started
+    # a session, so a captured token cannot start another.
+    token_hash: str
+    # When the verifier stops accepting this token anyway (``exp`` + clock skew):
+    # how long its use must be remembered.
+    token_expires_at: datetime
 
 
 class IdTokenVerifier(Protocol):

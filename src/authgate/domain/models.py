@@ -12,9 +12,10 @@ class User:
     id: UUID
     # None for a provider account whose token carried no email.
     email: str | None
-    # NFKC + casefold of the whole address; the unique index is on this column.
-    # None when the address is unverified: an unverified address claims nothing,
-    # so nobody can squat someone else's email through an unverified identity.
+    # NFC, local part lower()ed, domain IDNA-lowercased (domain.emails.email_key);
+    # the unique index is on this column. None when no provider vouches for the
+    # address: an untrusted address claims nothing, so nobody can squat someone
+    # else's email through an identity whose provider is not its authority.
     email_key: str | None
     email_verified: bool
     given_name: str
@@ -42,6 +43,18 @@ class IdentityRecord:
     email_verified: bool
     created_at: datetime
     last_used_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenUse:
+    """A provider ID token that started a session (one per token, ever)."""
+
+    # SHA-256 hex of the token's ``header.payload``.
+    token_hash: str
+    provider: str
+    used_at: datetime
+    # Until then the token could still verify; afterwards the row may be pruned.
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from authgate.domain.models import (
     AuditEvent,
     FoundToken,
     IdentityRecord,
+    IdTokenUse,
     RefreshTokenRecord,
     SessionRecord,
     User,
@@ -45,6 +46,15 @@ class IdentityRepository(Protocol):
     ) -> None: ...
 
     async def list_for_user(self, user_id: UUID) -> list[IdentityRecord]: ...
+
+
+class IdTokenUseRepository(Protocol):
+    """Which provider ID tokens already started a session."""
+
+    async def add(self, use: IdTokenUse) -> bool:
+        """Record ``use``; False if its token hash is already recorded (the token was
+        used before). The primary key decides, so of two concurrent uses one wins."""
+        ...
 
 
 class SessionRepository(Protocol):
@@ -93,6 +103,9 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def id_token_uses(self) -> IdTokenUseRepository: ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this unit has committed; never if it rolls back."""

@@ -1,7 +1,7 @@
 """Verification of OpenID Connect ID tokens (Google, Apple, generic providers)."""
 
 from authgate.identity.jwks import JwksCache, SigningKey
-from authgate.identity.oidc import OidcProviderConfig, OidcVerifier
+from authgate.identity.oidc import EmailTrust, OidcProviderConfig, OidcVerifier
 from authgate.identity.providers import (
     apple_config,
     build_verifiers,
@@ -10,6 +10,7 @@ from authgate.identity.providers import (
 )
 
 __all__ = [
+    "EmailTrust",
     "JwksCache",
     "OidcProviderConfig",
     "OidcVerifier",

@@ -13,11 +13,14 @@ import hmac
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 import jwt
 
 from authgate.clock import Clock
+from authgate.domain.emails import MAX_EMAIL_LENGTH
 from authgate.domain.identity import VerifiedIdentity
 from authgate.errors import InvalidIdToken
 from authgate.identity.jwks import JwksCache, SigningKey, require_secure_url
@@ -49,6 +52,21 @@ _REFUSED_TYPES: Final = frozenset(
 
 # ID tokens are 1-2 KB; the cap bounds the work an unauthenticated caller can cause.
 MAX_TOKEN_CHARS: Final = 16 * 1024
+
+# A JWS in compact form (RFC 7515 §7.1): three unpadded base64url parts (§2). PyJWT
+# would also accept padding ("=="), "+" or "/", giving one token several spellings;
+# only this one is accepted. (Five parts would be an encrypted JWE: refused too.)
+_COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+# Google is the authority for its own mail domains, and for every address of a
+# Workspace account (the ``hd`` claim names its organisation, whose domains Google
+# has verified). Any other address on a Google account was only verified once, by a
+# mail Google sent: its owner may have lost the domain since.
+# https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload
+GOOGLE_MAIL_DOMAINS: Final = frozenset({"gmail.com", "googlemail.com"})
+
+# The latest date a use record can be kept until (DATETIME's range on MariaDB).
+_LAST_RECORDABLE: Final = datetime(9999, 12, 31, tzinfo=UTC)
 
 # OIDC Core §2: sub is at most 255 ASCII characters. We allow visible ASCII only (no
 # space or control characters) so two subjects cannot differ only in invisible bytes.
@@ -91,6 +109,20 @@ def _non_empty_strings(field: str, values: object) -> None:
             raise ValueError(f"{field} must hold non-empty strings without spaces: {value!r}")
 
 
+class EmailTrust(StrEnum):
+    """Which addresses a provider vouches for: the addresses that may link an identity
+    to an existing account or claim the unique email key (always also ``email_verified``)."""
+
+    # None: a generic provider lets its users type any address, and "verified" means
+    # whatever that provider decided. Opt in per provider with "trustEmail": true.
+    NONE = "none"
+    # Every address it marks verified: Apple (which also relays private addresses),
+    # and generic providers configured with "trustEmail": true.
+    VERIFIED = "verified"
+    # @gmail.com / @googlemail.com, or any address of a token with ``hd``.
+    GOOGLE = "google"
+
+
 @dataclass(frozen=True, slots=True)
 class OidcProviderConfig:
     """What we trust about one provider. Validated at construction, so a bad setting
@@ -104,6 +136,12 @@ class OidcProviderConfig:
     audiences: tuple[str, ...]
     algorithms: tuple[str, ...]
     jwks_url: str
+    # Defaults are the strict choice for a generic provider; the Google and Apple
+    # presets choose theirs (see authgate.identity.providers).
+    email_trust: EmailTrust = EmailTrust.NONE
+    # Refuse tokens without a nonce (OIDC Core §3.1.2.1, §15.5.2): without one, a
+    # captured ID token is as good as the sign-in that produced it.
+    require_nonce: bool = True
 
     def __post_init__(self) -> None:
         validate_provider_name(self.name)
@@ -116,6 +154,10 @@ class OidcProviderConfig:
                 f"unsupported algorithms {unsupported}; allowed: {sorted(SUPPORTED_ALGORITHMS)}"
             )
         require_secure_url(self.jwks_url)
+        if not isinstance(self.email_trust, EmailTrust):
+            raise ValueError(f"email_trust must be an EmailTrust: {self.email_trust!r}")
+        if not isinstance(self.require_nonce, bool):
+            raise ValueError(f"require_nonce must be true or false: {self.require_nonce!r}")
 
 
 def _show(value: object) -> str:
@@ -159,6 +201,8 @@ class OidcVerifier:
         self._issuers = frozenset(config.issuers)
         self._audiences = frozenset(config.audiences)
         self._algorithms = frozenset(config.algorithms)
+        self._email_trust = config.email_trust
+        self._require_nonce = config.require_nonce
 
     def _refuse(self, reason: str) -> InvalidIdToken:
         return InvalidIdToken(detail_for_log=f"{self.name} id token refused: {reason}")
@@ -172,17 +216,15 @@ class OidcVerifier:
             # whatever the allowlist says (RFC 8725 §3.1).
             raise self._refuse(f"alg {_show(alg)} does not fit the key {_show(kid)}")
         claims = self._check_signature(token, alg, fitting)
-        return self._check_claims(claims, nonce)
+        return self._check_claims(claims, nonce, signed_part=token.rpartition(".")[0])
 
     def _check_header(self, token: str) -> tuple[str, str | None]:
         if not isinstance(token, str) or not token:
             raise self._refuse("no token")
         if len(token) > MAX_TOKEN_CHARS:
             raise self._refuse(f"token longer than {MAX_TOKEN_CHARS} characters")
-        # A JWS in compact form is three base64url parts (RFC 7515 §7.1); five parts is
-        # an encrypted JWE, which we neither expect nor decrypt.
-        if not token.isascii() or token.count(".") != 2:
-            raise self._refuse("not a compact JWS")
+        if not _COMPACT_JWS.fullmatch(token):
+            raise self._refuse("not a compact JWS of unpadded base64url parts")
         try:
             # Read only to choose the key and algorithm; nothing here is trusted yet.
             header = jwt.get_unverified_header(token)
@@ -227,7 +269,9 @@ class OidcVerifier:
                 raise self._refuse(f"undecodable token ({type(exc).__name__})") from None
         raise self._refuse("signature does not verify")
 
-    def _check_claims(self, claims: dict[str, Any], nonce: str | None) -> VerifiedIdentity:
+    def _check_claims(
+        self, claims: dict[str, Any], nonce: str | None, *, signed_part: str
+    ) -> VerifiedIdentity:
         iss = claims.get("iss")
         if not isinstance(iss, str) or iss not in self._issuers:
             raise self._refuse(f"issuer {_show(iss)} is not pinned")
@@ -250,7 +294,7 @@ class OidcVerifier:
         if azp is not None and (not isinstance(azp, str) or azp not in self._audiences):
             raise self._refuse(f"untrusted azp {_show(azp)}")
 
-        self._check_times(claims)
+        exp = self._check_times(claims)
 
         sub = claims.get("sub")
         if not isinstance(sub, str) or not _SUBJECT.fullmatch(sub):
@@ -259,19 +303,43 @@ class OidcVerifier:
         self._check_nonce(claims.get("nonce"), nonce)
 
         email = claims.get("email")
-        if not isinstance(email, str) or not email:
+        if not isinstance(email, str) or not email or len(email) > MAX_EMAIL_LENGTH:
+            # Over 254 characters is no address (RFC 5321 §4.5.3.1); treated as none
+            # rather than stored cut, or refused by one database and not the other.
             email = None
+        email_verified = email is not None and self._true(claims.get("email_verified"))
         return VerifiedIdentity(
             provider=self.name,
             subject=sub,
             email=email,
-            email_verified=email is not None and self._true(claims.get("email_verified")),
+            email_verified=email_verified,
             is_private_email=email is not None and self._true(claims.get("is_private_email")),
             given_name=self._optional_string(claims.get("given_name")),
             family_name=self._optional_string(claims.get("family_name")),
+            email_trusted=email is not None
+            and email_verified
+            and self._vouches_for(email, claims.get("hd")),
+            token_hash=hashlib.sha256(signed_part.encode("ascii")).hexdigest(),
+            token_expires_at=self._record_until(exp),
         )
 
-    def _check_times(self, claims: dict[str, Any]) -> None:
+    def _vouches_for(self, email: str, hosted_domain: object) -> bool:
+        if self._email_trust is EmailTrust.VERIFIED:
+            return True
+        if self._email_trust is EmailTrust.GOOGLE:
+            if isinstance(hosted_domain, str) and hosted_domain:
+                return True  # a Workspace account: its organisation's verified domains
+            return email.rpartition("@")[2].lower() in GOOGLE_MAIL_DOMAINS
+        return False
+
+    def _record_until(self, exp: float) -> datetime:
+        try:
+            return min(datetime.fromtimestamp(exp + self._skew, UTC), _LAST_RECORDABLE)
+        except (OverflowError, OSError, ValueError):
+            return _LAST_RECORDABLE  # exp far beyond any calendar a database stores
+
+    def _check_times(self, claims: dict[str, Any]) -> float:
+        """Check ``exp``, ``iat`` and ``nbf``; return ``exp``."""
         # Against the injected clock with a symmetric leeway for skew between our clock
         # and the provider's (RFC 7519 §4.1.4-4.1.6; OIDC Core §3.1.3.7 steps 9-10).
         now = self._clock.now().timestamp()
@@ -291,6 +359,7 @@ class OidcVerifier:
                 raise self._refuse("nbf not a number")
             if now + self._skew < nbf:
                 raise self._refuse("not yet valid (nbf)")
+        return exp
 
     def _check_nonce(self, token_nonce: object, request_nonce: str | None) -> None:
         # OIDC Core §3.1.3.7 step 11 / §15.5.2: the nonce binds the token to the sign-in
@@ -298,6 +367,8 @@ class OidcVerifier:
         # the provider sha256(nonce) and us the raw nonce, which only it knows.
         if request_nonce is not None and not request_nonce:
             raise self._refuse("empty request nonce")
+        if self._require_nonce and (token_nonce is None or request_nonce is None):
+            raise self._refuse("this provider requires a nonce in the token and the request")
         if token_nonce is None:
             if request_nonce is not None:
                 raise self._refuse("request has a nonce but the token has none")

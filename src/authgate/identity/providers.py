@@ -12,7 +12,12 @@ import httpx
 
 from authgate.clock import Clock
 from authgate.identity.jwks import JwksCache, require_secure_url
-from authgate.identity.oidc import SUPPORTED_ALGORITHMS, OidcProviderConfig, OidcVerifier
+from authgate.identity.oidc import (
+    SUPPORTED_ALGORITHMS,
+    EmailTrust,
+    OidcProviderConfig,
+    OidcVerifier,
+)
 
 # Google documents both spellings of its issuer
 # (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken).
@@ -30,9 +35,16 @@ def _audiences(audiences: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def google_config(
-    audiences: str | Iterable[str], jwks_url: str = GOOGLE_JWKS_URL
+    audiences: str | Iterable[str],
+    jwks_url: str = GOOGLE_JWKS_URL,
+    *,
+    require_nonce: bool = False,
 ) -> OidcProviderConfig:
-    """Google: ``audiences`` are the OAuth client ids (web, iOS, Android) we accept."""
+    """Google: ``audiences`` are the OAuth client ids (web, iOS, Android) we accept.
+
+    Google vouches for Gmail addresses and Workspace accounts' only. The nonce is
+    optional by default because the seed apps never sent one (``GOOGLE_REQUIRE_NONCE``).
+    """
     return OidcProviderConfig(
         name="google",
         issuers=GOOGLE_ISSUERS,
@@ -40,19 +52,30 @@ def google_config(
         # Google signs ID tokens with RS256 only; allowing more would only widen attacks.
         algorithms=("RS256",),
         jwks_url=jwks_url,
+        email_trust=EmailTrust.GOOGLE,
+        require_nonce=require_nonce,
     )
 
 
 def apple_config(
-    audiences: str | Iterable[str], jwks_url: str = APPLE_JWKS_URL
+    audiences: str | Iterable[str],
+    jwks_url: str = APPLE_JWKS_URL,
+    *,
+    require_nonce: bool = False,
 ) -> OidcProviderConfig:
-    """Apple: ``audiences`` are the app bundle ids and/or Services IDs we accept."""
+    """Apple: ``audiences`` are the app bundle ids and/or Services IDs we accept.
+
+    Apple vouches for the addresses it verifies, private relay addresses included. The
+    nonce is optional by default for the seed apps' sake (``APPLE_REQUIRE_NONCE``).
+    """
     return OidcProviderConfig(
         name="apple",
         issuers=(APPLE_ISSUER,),
         audiences=_audiences(audiences),
         algorithms=("RS256",),
         jwks_url=jwks_url,
+        email_trust=EmailTrust.VERIFIED,
+        require_nonce=require_nonce,
     )
 
 
@@ -62,8 +85,16 @@ def generic_config(
     jwks_url: str,
     audiences: str | Iterable[str],
     algorithms: Iterable[str] = ("RS256",),
+    *,
+    trust_email: bool = False,
+    require_nonce: bool = True,
 ) -> OidcProviderConfig:
     """Any other OpenID Connect provider, with its issuer pinned exactly.
+
+    It vouches for no address unless ``trust_email`` (then for every address it marks
+    verified: only for a provider that is the authority for its users' addresses, such
+    as a company's own identity provider), and its tokens need a nonce unless
+    ``require_nonce`` is False.
 
     Raises ValueError for a bad name (lowercase ``[a-z0-9_-]``, not ``credentials``), an
     algorithm outside the asymmetric allowlist, or a non-https issuer or JWKS URL.
@@ -83,6 +114,8 @@ def generic_config(
         audiences=_audiences(audiences),
         algorithms=algorithm_tuple,
         jwks_url=jwks_url,
+        email_trust=EmailTrust.VERIFIED if trust_email else EmailTrust.NONE,
+        require_nonce=require_nonce,
     )
 
 

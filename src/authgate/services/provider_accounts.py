@@ -2,10 +2,16 @@
 
 An identity is (provider, ``sub``); the email is an attribute, never the key.
 Linking to an existing account by email happens only when the provider vouches
-for the email (``email_verified``). When that account's own email was never
-verified and it holds a password, the password is removed and its sessions are
-revoked: whoever pre-registered the address must not keep access to the account
-its real owner now signs in to (the "pre-account takeover" attack).
+for the email (``email_trusted``: verified, and an address that provider is an
+authority for), the addresses are exactly equal (``email_key``: ß is not ss), and
+the account has no identity of that provider yet. When that account's own email
+was never verified and it holds a password, the password is removed and its
+sessions are revoked: whoever pre-registered the address must not keep access to
+the account its real owner now signs in to (the "pre-account takeover" attack).
+
+An ID token starts at most one session: its use is recorded in the transaction
+that starts the session, so a request that ends in 404 or 409 rolls the record
+back with everything else and the token stays usable (sign-in, 404, sign-up).
 """
 
 from __future__ import annotations
@@ -17,9 +23,16 @@ from dataclasses import dataclass
 from authgate.clock import Clock
 from authgate.domain.emails import parse_email
 from authgate.domain.identity import IdTokenVerifier, VerifiedIdentity
-from authgate.domain.models import ClientInfo, IdentityRecord, TokenPair, User
+from authgate.domain.models import ClientInfo, IdentityRecord, IdTokenUse, TokenPair, User
 from authgate.domain.ports import Throttles, UnitOfWork, UnitOfWorkFactory
-from authgate.errors import AccountNotFound, IdentityTaken, InvalidInput, ProviderNotEnabled
+from authgate.errors import (
+    AccountNotFound,
+    IdentityTaken,
+    InvalidIdToken,
+    InvalidInput,
+    ProviderAlreadyLinked,
+    ProviderNotEnabled,
+)
 from authgate.services.accounts import clean_name
 from authgate.services.audit import AuditTrail
 from authgate.services.sessions import SessionService
@@ -71,6 +84,7 @@ class ProviderAccountService:
         first, last = clean_name(names.first_name), clean_name(names.last_name)
         identity = await self._verify(provider, token, nonce)
         async with self._uow() as uow:
+            await self._use_once(uow, identity)
             if await uow.identities.get(identity.provider, identity.subject) is not None:
                 raise IdentityTaken()
             user = await self._link_by_email(uow, identity, client)
@@ -95,6 +109,7 @@ class ProviderAccountService:
         await self._throttles.check_ip("auth", client.address or "")
         identity = await self._verify(provider, token, nonce)
         async with self._uow() as uow:
+            await self._use_once(uow, identity)
             user = await self._known_user(uow, identity)
             if user is None:
                 user = await self._link_by_email(uow, identity, client)
@@ -121,6 +136,22 @@ class ProviderAccountService:
             raise ProviderNotEnabled(detail_for_log=f"provider {provider[:64]!r} not configured")
         return await verifier.verify(token, nonce=nonce)
 
+    async def _use_once(self, uow: UnitOfWork, identity: VerifiedIdentity) -> None:
+        """Record that this token starts a session; refuse a token that already did.
+
+        First in the transaction: a concurrent use of the same token waits on this
+        row before touching anything else, and learns the outcome of the first."""
+        recorded = await uow.id_token_uses.add(
+            IdTokenUse(
+                token_hash=identity.token_hash,
+                provider=identity.provider,
+                used_at=self._clock.now(),
+                expires_at=identity.token_expires_at,
+            )
+        )
+        if not recorded:
+            raise InvalidIdToken(detail_for_log=f"{identity.provider} id token used before")
+
     async def _known_user(self, uow: UnitOfWork, identity: VerifiedIdentity) -> User | None:
         record = await uow.identities.get(identity.provider, identity.subject)
         if record is None:
@@ -136,14 +167,23 @@ class ProviderAccountService:
     async def _link_by_email(
         self, uow: UnitOfWork, identity: VerifiedIdentity, client: ClientInfo
     ) -> User | None:
-        if identity.email is None or not identity.email_verified:
+        if identity.email is None or not identity.email_trusted:
             return None
         key = _email_key(identity.email)
         if key is None:
             return None
+        # The exact key: the same mailbox, not a look-alike (straße@ is not strasse@).
         user = await uow.users.get_by_email_key(key)
         if user is None:
             return None
+        linked = await uow.identities.list_for_user(user.id)
+        if any(record.provider == identity.provider for record in linked):
+            # Another identity of this provider owns the account; a second one with the
+            # same address is someone else, or the same person's address after the
+            # provider reassigned it: never linked, and no second account claims it.
+            raise ProviderAlreadyLinked(
+                detail_for_log=f"{identity.provider} identity for an account linked to another"
+            )
         now = self._clock.now()
         # Pre-account takeover: a password on an address nobody verified was set by
         # whoever registered it first, and the provider now vouches for its owner.
@@ -174,8 +214,8 @@ class ProviderAccountService:
         client: ClientInfo,
     ) -> User:
         now = self._clock.now()
-        # Only a verified address claims the unique email key.
-        key = _email_key(identity.email) if identity.email and identity.email_verified else None
+        # Only an address the provider vouches for claims the unique email key.
+        key = _email_key(identity.email) if identity.email and identity.email_trusted else None
         user = User(
             id=uuid.uuid4(),
             email=identity.email,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from authgate.errors import Unavailable
 from authgate.storage.audit import SqlAuditRepository
+from authgate.storage.id_token_uses import SqlIdTokenUseRepository
 from authgate.storage.repositories import (
     SqlIdentityRepository,
     SqlSessionRepository,
@@ -31,6 +32,7 @@ class SqlUnitOfWork:
     identities: SqlIdentityRepository
     sessions: SqlSessionRepository
     audit: SqlAuditRepository
+    id_token_uses: SqlIdTokenUseRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self._connection)
         self.sessions = SqlSessionRepository(self._connection)
         self.audit = SqlAuditRepository(self._connection)
+        self.id_token_uses = SqlIdTokenUseRepository(self._connection)
         return self
 
     async def __aexit__(

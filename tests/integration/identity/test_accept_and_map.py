@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import httpx
 import pytest
 
 from authgate.clock import FrozenClock
 from authgate.domain.identity import IdTokenVerifier, VerifiedIdentity
 from authgate.errors import InvalidIdToken
-from authgate.identity import OidcVerifier
-from tests.support.idp import APPLE_ISSUER, OMIT, FakeIdp, apple_claims, google_claims
+from authgate.identity import OidcVerifier, build_verifiers, generic_config
+from tests.support.idp import (
+    APPLE_ISSUER,
+    GOOGLE_ISSUER,
+    OMIT,
+    FakeIdp,
+    apple_claims,
+    google_claims,
+)
 
 from .constants import APPLE_BUNDLE_ID, GOOGLE_IOS_CLIENT, GOOGLE_WEB_CLIENT, MakeVerifiers, Mint
+
+
+def signed_part_hash(token: str) -> str:
+    return hashlib.sha256(token.rpartition(".")[0].encode()).hexdigest()
+
+
+def skewed_exp(token: str) -> datetime:
+    """The token's exp + the fixtures' 60 s of clock skew."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return datetime.fromtimestamp(claims["exp"] + 60, UTC)
 
 
 async def test_good_google_token_is_accepted_and_mapped(
     google: OidcVerifier, google_token: Mint
 ) -> None:
-    identity = await google.verify(google_token(), nonce=None)
+    token = google_token()
+    identity = await google.verify(token, nonce=None)
 
     assert identity == VerifiedIdentity(
         provider="google",
@@ -26,6 +51,9 @@ async def test_good_google_token_is_accepted_and_mapped(
         is_private_email=False,
         given_name="Alice",
         family_name="Example",
+        email_trusted=True,  # a Gmail address: Google is its authority
+        token_hash=signed_part_hash(token),
+        token_expires_at=skewed_exp(token),
     )
 
 
@@ -51,7 +79,8 @@ async def test_google_token_for_second_configured_client_is_accepted(
 async def test_good_apple_token_with_string_booleans(
     apple: OidcVerifier, apple_token: Mint
 ) -> None:
-    identity = await apple.verify(apple_token(), nonce=None)
+    token = apple_token()
+    identity = await apple.verify(token, nonce=None)
 
     assert identity == VerifiedIdentity(
         provider="apple",
@@ -61,6 +90,9 @@ async def test_good_apple_token_with_string_booleans(
         is_private_email=True,
         given_name=None,
         family_name=None,
+        email_trusted=True,  # Apple vouches for its addresses, relay ones included
+        token_hash=signed_part_hash(token),
+        token_expires_at=skewed_exp(token),
     )
 
 
@@ -170,3 +202,108 @@ async def test_issuer_pin_stops_a_token_of_the_other_provider_on_shared_keys(
     with pytest.raises(InvalidIdToken) as caught:
         await google.verify(token, nonce=None)
     assert "issuer" in (caught.value.detail_for_log or "")
+
+
+# -- which addresses a provider vouches for ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "trusted"),
+    [
+        ({"email": "alice@gmail.com"}, True),
+        ({"email": "Alice@GoogleMail.com"}, True),
+        ({"email": "alice@example.com", "hd": "example.com"}, True),  # Workspace
+        # A consumer Google account on another address: verified once, by a mail.
+        ({"email": "alice@example.com"}, False),
+        ({"email": "alice@example.com", "hd": ""}, False),
+        ({"email": "alice@example.com", "hd": 7}, False),
+        ({"email": "alice@gmail.com.evil.example"}, False),
+        ({"email": "alice@evil-gmail.com"}, False),
+        ({"email": "alice@gmail.com", "email_verified": False}, False),
+        ({"email": "alice@example.com", "hd": "example.com", "email_verified": False}, False),
+    ],
+)
+async def test_google_vouches_for_gmail_and_workspace_addresses_only(
+    google: OidcVerifier, google_token: Mint, claims: dict[str, object], trusted: bool
+) -> None:
+    identity = await google.verify(google_token(**claims), nonce=None)
+    assert identity.email_trusted is trusted
+
+
+@pytest.mark.parametrize(
+    ("email", "verified", "trusted"),
+    [
+        ("xk8c2m4q7z@privaterelay.appleid.com", "true", True),
+        ("melvin@example.com", "true", True),
+        ("melvin@example.com", "false", False),
+    ],
+)
+async def test_apple_vouches_for_the_addresses_it_verified(
+    apple: OidcVerifier, apple_token: Mint, email: str, verified: str, trusted: bool
+) -> None:
+    identity = await apple.verify(apple_token(email=email, email_verified=verified), nonce=None)
+    assert identity.email_trusted is trusted
+
+
+@pytest.mark.parametrize(("trust_email", "trusted"), [(False, False), (True, True)])
+async def test_a_generic_provider_vouches_for_nothing_unless_configured(
+    google_idp: FakeIdp,
+    http: httpx.AsyncClient,
+    clock: FrozenClock,
+    trust_email: bool,
+    trusted: bool,
+) -> None:
+    config = generic_config(
+        "corp",
+        GOOGLE_ISSUER,
+        google_idp.jwks_url,
+        [GOOGLE_WEB_CLIENT],
+        trust_email=trust_email,
+        require_nonce=False,
+    )
+    corp = build_verifiers([config], http=http, clock=clock)["corp"]
+    token = google_idp.sign(
+        google_claims(now=clock.now().timestamp(), client_id=GOOGLE_WEB_CLIENT, hd="corp.example")
+    )
+    identity = await corp.verify(token, nonce=None)
+    assert identity.email_verified is True
+    assert identity.email_trusted is trusted  # hd means nothing outside Google
+
+
+async def test_an_email_over_254_characters_is_no_email(
+    google: OidcVerifier, google_token: Mint
+) -> None:
+    at_limit = "a" * 64 + "@" + "b" * 179 + ".com"
+    assert len(at_limit) == 248
+    longest = "a" * 64 + "@" + "b" * 185 + ".com"
+    assert len(longest) == 254
+    assert (await google.verify(google_token(email=longest), nonce=None)).email == longest
+    too_long = longest[:65] + "b" + longest[65:]
+    identity = await google.verify(google_token(email=too_long, hd="x.example"), nonce=None)
+    assert (identity.email, identity.email_verified, identity.email_trusted) == (
+        None,
+        False,
+        False,
+    )
+
+
+async def test_the_use_key_ignores_the_signature_encoding(
+    google: OidcVerifier, google_token: Mint
+) -> None:
+    # Same header and payload, another signature string: the same key, so a
+    # signature twin (or a provider re-signing) cannot pass for a new token.
+    token = google_token()
+    header_payload = token.rpartition(".")[0]
+    identity = await google.verify(token, nonce=None)
+    assert identity.token_hash == hashlib.sha256(header_payload.encode()).hexdigest()
+    assert identity.token_hash != hashlib.sha256(token.encode()).hexdigest()
+    other = google_token(sub="someone-else")
+    assert (await google.verify(other, nonce=None)).token_hash != identity.token_hash
+
+
+@pytest.mark.parametrize("exp", [10**12, 1e300])
+async def test_a_far_exp_is_recorded_until_the_last_storable_day(
+    google: OidcVerifier, google_token: Mint, exp: float
+) -> None:
+    identity = await google.verify(google_token(exp=exp), nonce=None)
+    assert identity.token_expires_at == datetime(9999, 12, 31, tzinfo=UTC)

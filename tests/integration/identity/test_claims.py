@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from authgate.clock import FrozenClock
 from authgate.errors import InvalidIdToken
-from authgate.identity import OidcVerifier
-from tests.support.idp import OMIT, hashed_nonce
+from authgate.identity import OidcVerifier, build_verifiers, generic_config, google_config
+from tests.support.idp import OMIT, FakeIdp, hashed_nonce
 
 from .constants import (
     GOOGLE_IOS_CLIENT,
@@ -257,3 +258,55 @@ async def test_non_string_token_nonce_is_refused(
 async def test_non_ascii_nonces_do_not_crash(google: OidcVerifier, google_token: Mint) -> None:
     token = google_token(nonce="é" * 64)
     await refused(google, token, nonce="\ud800")
+
+
+# -- requireNonce -------------------------------------------------------------------
+
+
+async def test_google_and_apple_need_no_nonce_by_default(
+    google: OidcVerifier, apple: OidcVerifier, google_token: Mint, apple_token: Mint
+) -> None:
+    # The seed apps send none; GOOGLE_REQUIRE_NONCE / APPLE_REQUIRE_NONCE turn it on.
+    assert not google.config.require_nonce
+    assert not apple.config.require_nonce
+    assert (await google.verify(google_token(), nonce=None)).subject
+    assert (await apple.verify(apple_token(), nonce=None)).subject
+
+
+async def test_a_provider_that_requires_a_nonce_refuses_tokens_without_one(
+    google_idp: FakeIdp, http: httpx.AsyncClient, clock: FrozenClock, google_token: Mint
+) -> None:
+    google = build_verifiers(
+        [google_config(GOOGLE_WEB_CLIENT, google_idp.jwks_url, require_nonce=True)],
+        http=http,
+        clock=clock,
+    )["google"]
+    raw = "n-0S6_WzA2Mj"
+    assert "requires a nonce" in await refused(google, google_token(), nonce=None)
+    assert "requires a nonce" in await refused(google, google_token(), nonce=raw)
+    with_nonce = google_token(nonce=hashed_nonce(raw))
+    assert "requires a nonce" in await refused(google, with_nonce, nonce=None)
+    assert "mismatch" in await refused(google, with_nonce, nonce="other")
+    # Compared as before: the token carries sha256(nonce), the request the raw value.
+    assert (await google.verify(with_nonce, nonce=raw)).subject
+
+
+@pytest.mark.parametrize(("require", "accepted"), [(None, False), (True, False), (False, True)])
+async def test_generic_providers_require_a_nonce_unless_configured_not_to(
+    google_idp: FakeIdp,
+    http: httpx.AsyncClient,
+    clock: FrozenClock,
+    google_token: Mint,
+    require: bool | None,
+    accepted: bool,
+) -> None:
+    options = {} if require is None else {"require_nonce": require}
+    config = generic_config(
+        "corp", "https://accounts.google.com", google_idp.jwks_url, [GOOGLE_WEB_CLIENT], **options
+    )
+    corp = build_verifiers([config], http=http, clock=clock)["corp"]
+    if accepted:
+        assert (await corp.verify(google_token(), nonce=None)).subject
+    else:
+        assert "requires a nonce" in await refused(corp, google_token(), nonce=None)
+    assert (await corp.verify(google_token(nonce=hashed_nonce("n")), nonce="n")).subject

@@ -45,6 +45,7 @@ def generic_verifier(
         idp.jwks_url,
         [GOOGLE_WEB_CLIENT],
         algorithms,
+        require_nonce=False,  # these tests are about algorithms; nonces: test_claims
     )
     return build_verifiers([config], http=http, clock=clock)["corp"]
 
@@ -68,8 +69,39 @@ async def test_tampered_payload_is_refused(
 async def test_alg_none_is_refused(
     google: OidcVerifier, google_idp: FakeIdp, clock: FrozenClock, alg: str
 ) -> None:
-    token = raw_token({"alg": alg, "kid": google_idp.current_kid}, claims_now(clock), b"")
+    # A non-empty "signature", so the header check is what refuses it...
+    token = raw_token({"alg": alg, "kid": google_idp.current_kid}, claims_now(clock), b"x")
     assert "none" in await refused(google, token)
+    # ...and an unsigned token (empty third part) is not even a compact JWS.
+    unsigned = raw_token({"alg": alg, "kid": google_idp.current_kid}, claims_now(clock), b"")
+    assert "compact" in await refused(google, unsigned)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        lambda t: t + "==",  # padded signature: PyJWT decodes it to the same bytes
+        lambda t: t + "=",
+        lambda t: t.replace(".", "=.", 1),  # padded header
+        lambda t: t + "\n",
+        lambda t: " " + t,
+        lambda t: t[:-1] + "+",  # base64 (not base64url) alphabet
+        lambda t: t[:-1] + "/",
+        lambda t: t.replace(".", ".+", 1),
+        lambda t: t[:-1] + "\u0101",  # not even ASCII
+        lambda t: t + ".",
+        lambda t: t + ".e30.e30",  # five parts: a JWE
+    ],
+)
+async def test_only_the_compact_base64url_form_of_a_token_is_accepted(
+    google: OidcVerifier, google_token: Mint, spelling: object
+) -> None:
+    token = google_token()
+    assert (await google.verify(token, nonce=None)).subject  # the canonical form passes
+    assert callable(spelling)
+    variant = spelling(token)
+    assert variant != token
+    assert "compact" in await refused(google, variant)
 
 
 async def test_hs256_with_the_public_key_pem_as_secret_is_refused(
