@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -38,6 +39,10 @@ users = Table(
     Column("password_hash", String(255), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Migration 0006: disabled accounts, and where an imported account came from.
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    Column("imported_from", String(32), nullable=True),
+    Column("imported_provider", String(64), nullable=True),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
@@ -71,6 +76,10 @@ sessions = Table(
     Column("absolute_expires_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Column("revoked_reason", String(64), nullable=True),
+    # Migration 0006: what the session list shows.
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("user_agent", String(256), nullable=True),
+    Column("ip_address", String(64), nullable=True),
     Index("ix_sessions_user_id", "user_id"),
     # Pruning deletes by these (migration 0004).
     Index("ix_sessions_absolute_expires_at", "absolute_expires_at"),
@@ -140,6 +149,45 @@ maintenance_runs = Table(
     metadata,
     Column("task", exact_string(64), primary_key=True),
     Column("last_run_at", UTCDateTime(), nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# Email-verification, password-reset and email-change tokens (migration 0006):
+# only SHA-256 of the token is stored; single use, bound to a user and a purpose.
+one_time_tokens = Table(
+    "one_time_tokens",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("token_hash", exact_string(64), nullable=False, unique=True),
+    Column("email", String(254), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index("ix_one_time_tokens_user_id_purpose", "user_id", "purpose"),
+    Index("ix_one_time_tokens_expires_at", "expires_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# Mail to send (migration 0006): the intent (user, purpose, address), never a live
+# link; the one-time token is made when the mail is actually sent.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("purpose", String(32), nullable=False),
+    Column("address", String(254), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("last_error", String(255), nullable=True),
+    Index("ix_mail_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
