@@ -67,6 +67,15 @@ def test_audience_list(monkeypatch: pytest.MonkeyPatch) -> None:
         ("REFRESH_REUSE_LEEWAY_SECONDS", "-1"),
         ("JWT_AUDIENCE", " , "),
         ("AUTO_MIGRATE", "maybe"),
+        ("HOST", "999.1.1.1"),
+        ("HOST", "bad host"),
+        ("HOST", ""),
+        ("HOST", "-leading.example"),
+        ("JWT_ISSUER", ""),
+        ("JWT_ISSUER", "  "),
+        ("PUBLIC_URL", "ftp://auth.example"),
+        ("PUBLIC_URL", "auth.example"),
+        ("PUBLIC_URL", "https://auth.example/"),
     ],
 )
 def test_bad_values_name_their_variable(
@@ -104,3 +113,26 @@ def test_production_needs_both_key_files(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("JWT_PRIVATE_KEY_PATH", "/etc/authgate/jwt-private.pem")
     with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY_PATH: AUTHGATE_ENV=production"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "auth-1.internal"],  # noqa: S104
+)
+def test_hosts_that_are_addresses_or_names(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("HOST", host)
+    assert load_settings().host == host
+
+
+def test_the_issuer_follows_host_and_port_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    assert load_settings().issuer == "http://127.0.0.1:3000"
+    monkeypatch.setenv("PORT", "4123")
+    assert load_settings().issuer == "http://127.0.0.1:4123"
+    monkeypatch.setenv("HOST", "::1")
+    assert load_settings().issuer == "http://[::1]:4123"
+    monkeypatch.setenv("PUBLIC_URL", "https://auth.example")
+    assert load_settings().issuer == "https://auth.example"
+    monkeypatch.setenv("JWT_ISSUER", "https://issuer.example")
+    assert load_settings().issuer == "https://issuer.example"

@@ -39,6 +39,7 @@ def _configure_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authgate.config_checks import log_development_warnings, mark_startup_reported
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
     from authgate.web.app import resolve_key_set
@@ -48,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Before forking workers: create development keys once and fail fast on bad ones.
     key_set = resolve_key_set(settings)
     logger.info("signing with %s key kid=%s", key_set.signing.algorithm, key_set.signing.kid)
+    log_development_warnings(settings, logger)
     url = settings.effective_database_url
     if settings.auto_migrate:
         asyncio.run(upgrade_url(url))
@@ -55,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif is_sqlite(url):
         logger.info("AUTO_MIGRATE=false: not migrating %s", url.render_as_string())
     trusted = settings.trusted_proxy_list
+    # The warnings above are printed once per start, not again by each worker.
+    mark_startup_reported()
     uvicorn.run(
         "authgate.web.app:create_app_from_env",
         factory=True,
