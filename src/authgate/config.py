@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     password_hash_max_pending: PositiveInt = 128
 
     max_body_bytes: PositiveInt = 65_536
+    # /docs, /redoc and /openapi.json. Unset: on in development, off in production.
+    docs_enabled: bool | None = None
 
     # Abuse resistance. Limits are "N/period" strings ("100/minute", "10/15 minutes").
     rate_limit_enabled: bool = True
@@ -304,6 +306,11 @@ class Settings(BaseSettings):
     def issuer(self) -> str:
         """The ``iss`` of issued tokens: JWT_ISSUER, else the public URL."""
         return self.jwt_issuer if self.jwt_issuer is not None else self.effective_public_url
+
+    @property
+    def docs_on(self) -> bool:
+        """DOCS_ENABLED, else on in development and off in production."""
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
 
     @property
     def audiences(self) -> tuple[str, ...]:

@@ -76,6 +76,7 @@ def test_audience_list(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PUBLIC_URL", "ftp://auth.example"),
         ("PUBLIC_URL", "auth.example"),
         ("PUBLIC_URL", "https://auth.example/"),
+        ("DOCS_ENABLED", "perhaps"),
     ],
 )
 def test_bad_values_name_their_variable(
@@ -136,3 +137,9 @@ def test_the_issuer_follows_host_and_port_unless_set(monkeypatch: pytest.MonkeyP
     assert load_settings().issuer == "https://auth.example"
     monkeypatch.setenv("JWT_ISSUER", "https://issuer.example")
     assert load_settings().issuer == "https://issuer.example"
+
+
+def test_docs_default_to_development_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    assert load_settings().docs_on
+    assert not load_settings(docs_enabled=False).docs_on

@@ -34,12 +34,13 @@ from authgate.storage.engine import create_engine
 from authgate.storage.migrate import head_revision
 from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from authgate.throttling import AuthThrottles, RateLimit, build_throttle
-from authgate.web import problems
+from authgate.web import docs, problems
 from authgate.web.container import Container
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
 from authgate.web.routes import legacy, v1, well_known
 
 logger = logging.getLogger("authgate")
+OPENAPI_URL = "/openapi.json"
 
 
 def resolve_key_set(settings: Settings, *, announce: bool = True) -> KeySet:
@@ -196,6 +197,10 @@ def create_app(
             "Authentication server: credentials, JWT access tokens, rotating refresh tokens."
         ),
         lifespan=lifespan,
+        # Off in production unless DOCS_ENABLED=true; served from our own assets.
+        openapi_url=OPENAPI_URL if settings.docs_on else None,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     # Routes are tried in inclusion order and each miss costs a regex match and
@@ -209,6 +214,8 @@ def create_app(
     # objects stand on their own; the OpenAPI schema is the same.
     for module_router in (legacy.router, well_known.router, v1.router):
         app.router.routes.extend(module_router.routes)
+    if settings.docs_on:
+        docs.install(app, openapi_url=OPENAPI_URL)
     # add_middleware wraps what is already there, so the last added runs first:
     # size limit, then security headers, then the JSON guard, then the routes.
     app.add_middleware(JsonRequestGuard)
