@@ -259,6 +259,8 @@ def test_version_and_help() -> None:
         authgate_command("version"), capture_output=True, text=True, check=True
     )
     assert version.stdout.startswith("authgate ")
+    flag = subprocess.run(authgate_command("--version"), capture_output=True, text=True, check=True)
+    assert flag.stdout == version.stdout
     for command in (
         ["--help"],
         ["serve", "--help"],

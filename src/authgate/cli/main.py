@@ -124,12 +124,27 @@ def cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _reader_went_away() -> int:
+    """Stdout's reader closed the pipe: stop quietly, as a killed-by-SIGPIPE tool would.
+
+    Python's own flush of stdout at exit would raise again, so stdout is pointed at
+    /dev/null first (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # 141: the shell's status for a process ended by SIGPIPE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authgate",
         description="Authentication server. Settings come from the environment and .env "
         "(see .env.example).",
     )
+    parser.add_argument("--version", action="version", version=f"authgate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -203,6 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
+        # Inside the try: a reader that went away (`authgate migrate --sql | head`)
+        # shows up here rather than as a traceback at interpreter exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_went_away()
     except (SettingsError, KeyError_, CliError) as exc:
         print(f"authgate: error: {exc}", file=sys.stderr)
         return 2
