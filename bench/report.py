@@ -214,17 +214,25 @@ def write(results: Path, meta: dict[str, Any], records: list[dict[str, Any]]) ->
 
     draw(latest, chart, title=f"authgate load test, latest figures ({date})")
     written.append(chart)
-    readme = results.parent.parent / "README.md"
-    # Only the repository's own results/ feed the README (not --results elsewhere,
-    # nor the slower --profile runs under results/profiled/).
-    if results.resolve() == DEFAULT_RESULTS.resolve() and update_readme(readme, latest):
-        written.append(readme)
+    # Only the repository's own results/ feed the READMEs (not --results elsewhere,
+    # nor the slower --profile runs under results/profiled/): bench/README.md gets
+    # the full table, the project's README a few lines.
+    if results.resolve() == DEFAULT_RESULTS.resolve():
+        bench_readme = results.parent / "README.md"
+        if update_readme(bench_readme, latest):
+            written.append(bench_readme)
+        readme = results.parent.parent / "README.md"
+        if update_readme_brief(readme, latest):
+            written.append(readme)
     return written
 
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 README_START = "<!-- bench:summary:start -->"
 README_END = "<!-- bench:summary:end -->"
+BRIEF_START = "<!-- bench:brief:start -->"
+BRIEF_END = "<!-- bench:brief:end -->"
+BRIEF_CONNECTIONS = 64
 
 
 def render_summary(latest: list[dict[str, Any]]) -> str:
@@ -260,17 +268,58 @@ def render_summary(latest: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, latest: list[dict[str, Any]]) -> bool:
-    """Replace the table between the README's bench markers; False if it has none."""
-    if not readme.exists():
+def render_brief(latest: list[dict[str, Any]]) -> str:
+    """The project README's lines: each scenario at 64 connections with RS256, per
+    database, with its ratio to the same run's baseline."""
+    lines = [
+        f"| scenario ({BRIEF_CONNECTIONS} connections, RS256) | SQLite | MariaDB |",
+        "|---|---|---|",
+    ]
+    for scenario in SCENARIO_ORDER:
+        cells = []
+        for db in ("sqlite", "mariadb"):
+            found = [
+                r
+                for r in latest
+                if r.get("kind") == "http"
+                and r["scenario"] == scenario
+                and r.get("db") == db
+                and r.get("algorithm") == "RS256"
+                and r.get("connections") == BRIEF_CONNECTIONS
+            ]
+            if not found:
+                cells.append("-")
+                continue
+            record, base, ratio = found[0], found[0].get("baseline"), found[0].get("ratio")
+            cell = f"{_n(record['ok_rps'], 0)}/s, p99 {_n(record['latency_ms']['p99'], 0)} ms"
+            if base and ratio is not None:
+                cell += f" ({ratio:.2f}x {base['name'].split(' (')[0]})"
+            cells.append(cell)
+        lines.append(f"| {scenario} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def _replace_block(path: Path, start_marker: str, end_marker: str, body: str) -> bool:
+    """Replace the text between two markers of ``path``; False if it has none."""
+    if not path.exists():
         return False
-    text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
+    text = path.read_text()
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
         return False
-    block = f"{README_START}\n{render_summary(latest)}\n{README_END}"
-    readme.write_text(text[:start] + block + text[end + len(README_END) :])
+    block = f"{start_marker}\n{body}\n{end_marker}"
+    path.write_text(text[:start] + block + text[end + len(end_marker) :])
     return True
+
+
+def update_readme(readme: Path, latest: list[dict[str, Any]]) -> bool:
+    """Replace the full table between bench/README.md's markers."""
+    return _replace_block(readme, README_START, README_END, render_summary(latest))
+
+
+def update_readme_brief(readme: Path, latest: list[dict[str, Any]]) -> bool:
+    """Replace the short table between the project README's markers."""
+    return _replace_block(readme, BRIEF_START, BRIEF_END, render_brief(latest))
 
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:

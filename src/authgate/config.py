@@ -69,7 +69,11 @@ class Settings(BaseSettings):
     jwt_private_key_path: Path | None = None
     jwt_public_key_path: Path | None = None
     jwt_algorithm: str = "RS256"
-    jwt_issuer: str = "http://127.0.0.1:3000"
+    # The address clients use to reach this server (scheme, host, port, no path):
+    # behind a TLS proxy, https://auth.example.com. Unset: http://HOST:PORT.
+    public_url: str | None = None
+    # The `iss` of issued tokens. Unset: PUBLIC_URL (see the ``issuer`` property).
+    jwt_issuer: str | None = None
     jwt_audience: str = "authgate"
     jwks_max_age_seconds: PositiveInt = 300
 
@@ -90,6 +94,8 @@ class Settings(BaseSettings):
     password_hash_max_pending: PositiveInt = 128
 
     max_body_bytes: PositiveInt = 65_536
+    # /docs, /redoc and /openapi.json. Unset: on in development, off in production.
+    docs_enabled: bool | None = None
 
     # Abuse resistance. Limits are "N/period" strings ("100/minute", "10/15 minutes").
     rate_limit_enabled: bool = True
@@ -129,6 +135,37 @@ class Settings(BaseSettings):
     def _known_algorithm(cls, value: str) -> str:
         if value not in SUPPORTED_ALGORITHMS:
             raise ValueError(f"must be one of {', '.join(SUPPORTED_ALGORITHMS)}")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        if not _is_host(value):
+            raise ValueError(
+                f"{value!r} is neither an IP address nor a host name (e.g. 127.0.0.1, ::, "
+                "0.0.0.0 or localhost)"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _valid_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://auth.example.com")
+        if parts.query or parts.fragment or value.endswith("/"):
+            raise ValueError(f"{value!r} must have no trailing slash, query or fragment")
+        return value
+
+    @field_validator("jwt_issuer")
+    @classmethod
+    def _issuer_not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty; unset it to use PUBLIC_URL (default http://HOST:PORT)")
         return value
 
     @field_validator("jwt_audience")
@@ -261,6 +298,35 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _production_refuses_unsafe_settings(self) -> Settings:
+        # The rules live in config_checks; development logs them as warnings instead.
+        if self.authgate_env is Environment.PRODUCTION:
+            from authgate.config_checks import refusal_message, unsafe_settings
+
+            findings = unsafe_settings(self)
+            if findings:
+                raise ValueError(refusal_message(findings))
+        return self
+
+    @property
+    def effective_public_url(self) -> str:
+        """PUBLIC_URL, else http://HOST:PORT (an IPv6 host in brackets, RFC 3986)."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` of issued tokens: JWT_ISSUER, else the public URL."""
+        return self.jwt_issuer if self.jwt_issuer is not None else self.effective_public_url
+
+    @property
+    def docs_on(self) -> bool:
+        """DOCS_ENABLED, else on in development and off in production."""
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
     @property
     def audiences(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in self.jwt_audience.split(",") if a.strip())
@@ -291,6 +357,27 @@ class Settings(BaseSettings):
                 query={"charset": "utf8mb4"},
             )
         return make_url(DEFAULT_SQLITE_URL)
+
+
+def _is_host(value: str) -> bool:
+    """An IP address, or a host name of RFC 1123 labels whose last label is not all
+    digits (RFC 3696 §2), so that 999.1.1.1 is a bad address rather than a name."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        return True
+    labels = value.removesuffix(".").split(".")
+    label = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+    return (
+        0 < len(value) <= 253
+        and all(label.fullmatch(part) for part in labels)
+        and not labels[-1].isdigit()
+    )
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -73,7 +73,8 @@ def test_the_whole_journey(server: RunningServer) -> None:
             signing_key.key,
             algorithms=["RS256"],
             audience="authgate",
-            issuer="http://127.0.0.1:3000",
+            # PUBLIC_URL is unset: the issuer follows HOST and the free PORT.
+            issuer=server.base_url,
         )
         assert claims["email"] == "cow@cow.jp"
 
@@ -214,11 +215,12 @@ def test_configured_keys_of_each_algorithm(tmp_path: Path, algorithm: str) -> No
     assert f"JWT_ALGORITHM={algorithm}" in generated.stdout
     assert (keys / "jwt-private.pem").stat().st_mode & 0o777 == 0o600
     settings = {
-        **CHEAP_HASHING,
+        # Production refuses cheap argon2 and an http issuer.
         "JWT_PRIVATE_KEY_PATH": str(keys / "jwt-private.pem"),
         "JWT_PUBLIC_KEY_PATH": str(keys / "jwt-public.pem"),
         "JWT_ALGORITHM": algorithm,
         "AUTHGATE_ENV": "production",
+        "PUBLIC_URL": "https://auth.example.test",
     }
     with (
         running_server(tmp_path, **settings) as server,
@@ -257,6 +259,8 @@ def test_version_and_help() -> None:
         authgate_command("version"), capture_output=True, text=True, check=True
     )
     assert version.stdout.startswith("authgate ")
+    flag = subprocess.run(authgate_command("--version"), capture_output=True, text=True, check=True)
+    assert flag.stdout == version.stdout
     for command in (
         ["--help"],
         ["serve", "--help"],

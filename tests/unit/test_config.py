@@ -67,6 +67,16 @@ def test_audience_list(monkeypatch: pytest.MonkeyPatch) -> None:
         ("REFRESH_REUSE_LEEWAY_SECONDS", "-1"),
         ("JWT_AUDIENCE", " , "),
         ("AUTO_MIGRATE", "maybe"),
+        ("HOST", "999.1.1.1"),
+        ("HOST", "bad host"),
+        ("HOST", ""),
+        ("HOST", "-leading.example"),
+        ("JWT_ISSUER", ""),
+        ("JWT_ISSUER", "  "),
+        ("PUBLIC_URL", "ftp://auth.example"),
+        ("PUBLIC_URL", "auth.example"),
+        ("PUBLIC_URL", "https://auth.example/"),
+        ("DOCS_ENABLED", "perhaps"),
     ],
 )
 def test_bad_values_name_their_variable(
@@ -151,3 +161,32 @@ def test_provider_flags_must_be_json_booleans(
     monkeypatch.setenv("OIDC_PROVIDERS", json.dumps({"corp": entry}))
     with pytest.raises(SettingsError, match=rf"^OIDC_PROVIDERS: .*{flag} must be true or false"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost", "auth-1.internal"],  # noqa: S104
+)
+def test_hosts_that_are_addresses_or_names(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("HOST", host)
+    assert load_settings().host == host
+
+
+def test_the_issuer_follows_host_and_port_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    assert load_settings().issuer == "http://127.0.0.1:3000"
+    monkeypatch.setenv("PORT", "4123")
+    assert load_settings().issuer == "http://127.0.0.1:4123"
+    monkeypatch.setenv("HOST", "::1")
+    assert load_settings().issuer == "http://[::1]:4123"
+    monkeypatch.setenv("PUBLIC_URL", "https://auth.example")
+    assert load_settings().issuer == "https://auth.example"
+    monkeypatch.setenv("JWT_ISSUER", "https://issuer.example")
+    assert load_settings().issuer == "https://issuer.example"
+
+
+def test_docs_default_to_development_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    assert load_settings().docs_on
+    assert not load_settings(docs_enabled=False).docs_on

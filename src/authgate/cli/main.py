@@ -39,6 +39,7 @@ def _configure_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authgate.config_checks import log_development_warnings, mark_startup_reported
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
     from authgate.web.app import resolve_key_set
@@ -48,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Before forking workers: create development keys once and fail fast on bad ones.
     key_set = resolve_key_set(settings)
     logger.info("signing with %s key kid=%s", key_set.signing.algorithm, key_set.signing.kid)
+    log_development_warnings(settings, logger)
     url = settings.effective_database_url
     if settings.auto_migrate:
         asyncio.run(upgrade_url(url))
@@ -55,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif is_sqlite(url):
         logger.info("AUTO_MIGRATE=false: not migrating %s", url.render_as_string())
     trusted = settings.trusted_proxy_list
+    # The warnings above are printed once per start, not again by each worker.
+    mark_startup_reported()
     uvicorn.run(
         "authgate.web.app:create_app_from_env",
         factory=True,
@@ -120,12 +124,27 @@ def cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _reader_went_away() -> int:
+    """Stdout's reader closed the pipe: stop quietly, as a killed-by-SIGPIPE tool would.
+
+    Python's own flush of stdout at exit would raise again, so stdout is pointed at
+    /dev/null first (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # 141: the shell's status for a process ended by SIGPIPE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authgate",
         description="Authentication server. Settings come from the environment and .env "
         "(see .env.example).",
     )
+    parser.add_argument("--version", action="version", version=f"authgate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -199,6 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
+        # Inside the try: a reader that went away (`authgate migrate --sql | head`)
+        # shows up here rather than as a traceback at interpreter exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_went_away()
     except (SettingsError, KeyError_, CliError) as exc:
         print(f"authgate: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from alembic import command
@@ -26,14 +30,37 @@ def _config(url: URL | None = None, *, stdout: Any = None) -> Config:
     return config
 
 
+class _PrimaryKeyNameIgnored(logging.Filter):
+    """MySQL and MariaDB call every primary key PRIMARY and answer each named one in
+    our DDL (``CONSTRAINT pk_users PRIMARY KEY``, kept for SQLite and the metadata's
+    naming convention) with a note, which asyncmy logs as a warning. Exactly those go."""
+
+    _NOTE = re.compile(r"Name '[^']*' ignored for PRIMARY key\.?")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self._NOTE.fullmatch(record.getMessage())
+
+
+@contextmanager
+def _primary_key_notes_silenced() -> Iterator[None]:
+    driver_log = logging.getLogger("asyncmy")
+    note_filter = _PrimaryKeyNameIgnored()
+    driver_log.addFilter(note_filter)
+    try:
+        yield
+    finally:
+        driver_log.removeFilter(note_filter)
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def run(sync_connection: Any) -> None:
         config = _config()
         config.attributes["connection"] = sync_connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    with _primary_key_notes_silenced():
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
 
 
 async def upgrade_url(url: URL) -> None:

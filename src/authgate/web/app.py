@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from authgate import __version__
 from authgate.clock import Clock, SystemClock
 from authgate.config import Settings, load_settings
+from authgate.config_checks import log_development_warnings, startup_already_reported
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import KeySet, ensure_development_keys, jwks_json, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
@@ -33,16 +34,21 @@ from authgate.storage.engine import create_engine
 from authgate.storage.migrate import head_revision
 from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from authgate.throttling import AuthThrottles, RateLimit, build_throttle
-from authgate.web import problems
+from authgate.web import docs, problems
 from authgate.web.container import Container
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
 from authgate.web.routes import legacy, v1, well_known
 
 logger = logging.getLogger("authgate")
+OPENAPI_URL = "/openapi.json"
 
 
-def resolve_key_set(settings: Settings) -> KeySet:
-    """Configured PEM files, or development keys created once under the data directory."""
+def resolve_key_set(settings: Settings, *, announce: bool = True) -> KeySet:
+    """Configured PEM files, or development keys created once under the data directory.
+
+    ``announce=False`` skips the development-key warning: ``authgate serve`` has
+    printed it once already, before starting its workers.
+    """
     private_path: Path
     public_path: Path | None
     if settings.jwt_private_key_path is not None:
@@ -51,13 +57,14 @@ def resolve_key_set(settings: Settings) -> KeySet:
         private_path, public_path, created = ensure_development_keys(
             settings.authgate_data_dir, settings.jwt_algorithm
         )
-        logger.warning(
-            "USING DEVELOPMENT SIGNING KEYS (%s, %s): set JWT_PRIVATE_KEY_PATH and "
-            "JWT_PUBLIC_KEY_PATH before production; AUTHGATE_ENV=production refuses to start "
-            "without them",
-            "created now" if created else "created earlier",
-            private_path,
-        )
+        if announce:
+            logger.warning(
+                "USING DEVELOPMENT SIGNING KEYS (%s, %s): set JWT_PRIVATE_KEY_PATH and "
+                "JWT_PUBLIC_KEY_PATH before production; AUTHGATE_ENV=production refuses to start "
+                "without them",
+                "created now" if created else "created earlier",
+                private_path,
+            )
     return load_key_set(
         private_key_path=private_path,
         public_key_path=public_path,
@@ -76,13 +83,19 @@ def hashing_threads(settings: Settings) -> int:
     return max(1, (os.cpu_count() or 1) // settings.workers)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, announce: bool = True
+) -> FastAPI:
+    """The app. ``announce=False`` leaves out the start-up warnings (development keys,
+    unsafe settings), which ``authgate serve`` has printed once for all its workers."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
     route_events_to_stdlib()
     # Keys are loaded and checked here, before the server accepts anything, so a
     # wrong key type stops start-up instead of failing the first request.
-    key_set = resolve_key_set(settings)
+    key_set = resolve_key_set(settings, announce=announce)
+    if announce:
+        log_development_warnings(settings, logger)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,7 +125,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         access_tokens = JwtAccessTokens(
             key_set,
-            issuer=settings.jwt_issuer,
+            issuer=settings.issuer,
             audiences=settings.audiences,
             ttl_seconds=settings.access_token_ttl_seconds,
         )
@@ -184,6 +197,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             "Authentication server: credentials, JWT access tokens, rotating refresh tokens."
         ),
         lifespan=lifespan,
+        # Off in production unless DOCS_ENABLED=true; served from our own assets.
+        openapi_url=OPENAPI_URL if settings.docs_on else None,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     # Routes are tried in inclusion order and each miss costs a regex match and
@@ -197,6 +214,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # objects stand on their own; the OpenAPI schema is the same.
     for module_router in (legacy.router, well_known.router, v1.router):
         app.router.routes.extend(module_router.routes)
+    if settings.docs_on:
+        docs.install(app, openapi_url=OPENAPI_URL)
     # add_middleware wraps what is already there, so the last added runs first:
     # size limit, then security headers, then the JSON guard, then the routes.
     app.add_middleware(JsonRequestGuard)
@@ -212,4 +231,4 @@ def create_app_from_env() -> FastAPI:
     settings = load_settings()
     # Worker processes start fresh: configure logging here as the CLI did.
     configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
-    return create_app(settings)
+    return create_app(settings, announce=not startup_already_reported())
