@@ -32,6 +32,7 @@ def clean_environment(**values: str) -> dict[str, str]:
     names = {
         "DATABASE_URL", "MYSQL_HOST", "JWT_PRIVATE_KEY_PATH", "JWT_PUBLIC_KEY_PATH",
         "JWT_ALGORITHM", "AUTHGATE_ENV", "PORT", "HOST", "AUTHGATE_DATA_DIR",
+        "SECRET_KEY", "SECRET_KEY_PATH", "SECRET_KEY_PREVIOUS", "SECRET_KEY_PREVIOUS_PATH",
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(values)

@@ -39,14 +39,18 @@ def _configure_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authgate.server_secret import load_server_secret, warn_if_development
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
     from authgate.web.app import resolve_key_set
 
     settings = _settings(args)
     _configure_logging(settings)
-    # Before forking workers: create development keys once and fail fast on bad ones.
+    # Before forking workers: create the development secret and keys once, and
+    # fail fast on a missing, weak or exposed secret and on bad keys.
+    secret = load_server_secret(settings)
     key_set = resolve_key_set(settings)
+    warn_if_development(secret)
     logger.info("signing with %s key kid=%s", key_set.signing.algorithm, key_set.signing.kid)
     url = settings.effective_database_url
     if settings.auto_migrate:
