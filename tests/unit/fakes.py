@@ -126,12 +126,20 @@ class FakeSessions:
     def _child_of(self, token_id: UUID) -> RefreshTokenRecord | None:
         return next((t for t in self._s.tokens.values() if t.parent_id == token_id), None)
 
+    async def clear_sealed_copy(self, token_id: UUID) -> None:
+        self._s.tokens[token_id] = dataclasses.replace(
+            self._s.tokens[token_id], sealed_for_parent=None
+        )
+
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
         session = self._s.sessions[session_id]
         if session.revoked_at is None:
             self._s.sessions[session_id] = dataclasses.replace(
                 session, revoked_at=at, revoked_reason=reason
             )
+        for token in list(self._s.tokens.values()):
+            if token.session_id == session_id:
+                await self.clear_sealed_copy(token.id)
 
     async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
         for session in list(self._s.sessions.values()):

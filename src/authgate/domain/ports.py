@@ -64,9 +64,18 @@ class SessionRepository(Protocol):
         the parent. False if the parent already has one (another request won)."""
         ...
 
-    async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None: ...
+    async def clear_sealed_copy(self, token_id: UUID) -> None:
+        """Forget the token's sealed copy (``sealed_for_parent``): once the token has
+        rotated, its parent is an ancestor and no retry may open it."""
+        ...
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None: ...
+    async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
+        """Revoke the session (if not yet) and clear its tokens' sealed copies."""
+        ...
+
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
+        """Revoke every session of the user and clear their sealed copies."""
+        ...
 
 
 class AuditRepository(Protocol):

@@ -21,8 +21,10 @@ from authgate.config import Settings, load_settings
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import KeySet, ensure_development_keys, jwks_json, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
+from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
+from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.accounts import AccountService
 from authgate.services.audit import AuditTrail
 from authgate.services.password_policy import PasswordPolicy
@@ -76,13 +78,29 @@ def hashing_threads(settings: Settings) -> int:
     return max(1, (os.cpu_count() or 1) // settings.workers)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    server_secret: ServerSecret | None = None,
+) -> FastAPI:
     settings = settings or load_settings()
     clock = clock or SystemClock()
     route_events_to_stdlib()
     # Keys are loaded and checked here, before the server accepts anything, so a
-    # wrong key type stops start-up instead of failing the first request.
-    key_set = resolve_key_set(settings)
+    # wrong key type stops start-up instead of failing the first request. The server
+    # secret comes first: in development its file creates the data directory
+    # private (0700) before anything else is written there.
+    if server_secret is None:
+        loaded = load_server_secret(settings)
+        key_set = resolve_key_set(settings)
+        warn_if_development(loaded)
+        server_secret = loaded.secret
+    else:
+        key_set = resolve_key_set(settings)
+    # Services get only the keys derived from the secret.
+    sealer = SuccessorSealer(server_secret.refresh_sealing_keys())
+    throttle_key = server_secret.throttle_key()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,7 +136,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         uow = SqlUnitOfWorkFactory(engine)
         audit = AuditTrail(uow=uow, clock=clock)
-        throttle = build_throttle(settings.rate_limit_storage_url, clock=clock)
+        throttle = build_throttle(
+            settings.rate_limit_storage_url, clock=clock, hmac_key=throttle_key
+        )
         throttles = AuthThrottles(
             throttle=throttle,
             enabled=settings.rate_limit_enabled,
@@ -138,6 +158,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ),
             audit=audit,
             throttles=throttles,
+            sealer=sealer,
         )
         accounts = AccountService(
             uow=uow,

@@ -14,6 +14,7 @@ import redis
 from authgate.clock import FrozenClock
 from authgate.errors import TooManyRequests
 from authgate.throttling import AuthThrottles, CounterThrottle, RateLimit, build_throttle
+from tests.support.server_secrets import THROTTLE_KEY
 
 LIMIT = RateLimit(amount=25, window_seconds=60)
 EMAIL = "melvin.friedman@example.com"
@@ -28,7 +29,7 @@ async def make_throttle(
     made: list[CounterThrottle] = []
 
     def make() -> CounterThrottle:
-        made.append(build_throttle(redis_url, clock=clock, prefix=prefix))
+        made.append(build_throttle(redis_url, clock=clock, hmac_key=THROTTLE_KEY, prefix=prefix))
         return made[-1]
 
     yield make
@@ -64,9 +65,9 @@ _WORKER = textwrap.dedent(
     from authgate.clock import FrozenClock
     from authgate.throttling import RateLimit, build_throttle
 
-    async def main(url, prefix, start, hits):
+    async def main(url, prefix, start, hits, key):
         clock = FrozenClock(datetime.fromisoformat(start))
-        throttle = build_throttle(url, clock=clock, prefix=prefix)
+        throttle = build_throttle(url, clock=clock, hmac_key=bytes.fromhex(key), prefix=prefix)
         limit = RateLimit(amount=25, window_seconds=60)
         try:
             await throttle.reset("warm-up", "k", limit)  # connect before the start signal
@@ -86,6 +87,7 @@ _WORKER = textwrap.dedent(
 
 def test_two_processes_share_one_count(redis_url: str, prefix: str, clock: FrozenClock) -> None:
     args = [sys.executable, "-c", _WORKER, redis_url, prefix, clock.now().isoformat(), "40"]
+    args.append(THROTTLE_KEY.hex())
     workers = [
         subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(2)

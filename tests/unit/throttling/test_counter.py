@@ -6,6 +6,7 @@ import pytest
 
 from authgate.clock import FrozenClock
 from authgate.throttling import CounterThrottle, RateLimit, build_throttle
+from tests.support.server_secrets import THROTTLE_KEY
 
 PER_MINUTE = RateLimit(amount=3, window_seconds=60)
 
@@ -63,8 +64,8 @@ async def test_names_keys_and_windows_count_separately(throttle: CounterThrottle
 
 async def test_two_throttles_on_memory_do_not_share(clock: FrozenClock) -> None:
     # Documents why memory:// is for a single worker only.
-    first = build_throttle("memory://", clock=clock)
-    second = build_throttle("memory://", clock=clock)
+    first = build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY)
+    second = build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY)
     try:
         for _ in range(3):
             await first.hit("test", "k", PER_MINUTE)
@@ -86,7 +87,7 @@ async def test_long_keys_are_accepted(throttle: CounterThrottle) -> None:
 
 
 async def test_close_is_idempotent(clock: FrozenClock) -> None:
-    throttle = build_throttle("memory://", clock=clock)
+    throttle = build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY)
     await throttle.hit("test", "k", PER_MINUTE)
     await throttle.close()
     await throttle.close()
