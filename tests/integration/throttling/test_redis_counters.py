@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,7 @@ import redis
 
 from authgate.clock import FrozenClock
 from authgate.errors import TooManyRequests
+from authgate.server_secret import ServerSecret
 from authgate.throttling import AuthThrottles, CounterThrottle, RateLimit, build_throttle
 from tests.support.server_secrets import THROTTLE_KEY
 
@@ -142,3 +145,31 @@ async def test_account_lock_releases_after_the_window(
 
     clock.advance(900)
     await throttles.begin_attempt(EMAIL)
+
+
+async def test_keys_are_an_hmac_under_the_server_secret(
+    redis_url: str, redis_client: redis.Redis, prefix: str, clock: FrozenClock
+) -> None:
+    """A stolen Redis key reveals nothing: not sha256(email), and only instances
+    sharing the server secret derive the same key."""
+    other_secret = ServerSecret(secrets.token_urlsafe(32).encode())
+
+    async def account_key(hmac_key: bytes) -> str:
+        throttle = build_throttle(redis_url, clock=clock, hmac_key=hmac_key, prefix=prefix)
+        try:
+            await AuthThrottles(throttle=throttle).begin_attempt(EMAIL)
+        finally:
+            await throttle.close()
+        keys = sorted(redis_client.scan_iter(match=f"{prefix}:*"))
+        redis_client.delete(*keys)
+        (key,) = keys
+        return str(key)
+
+    first, again = await account_key(THROTTLE_KEY), await account_key(THROTTLE_KEY)
+    other = await account_key(other_secret.throttle_key())
+    plain = hashlib.sha256(EMAIL.encode()).hexdigest()
+    digest = first.split("account-failures:")[1].split(":")[0]
+    assert len(digest) == 32
+    assert digest not in plain
+    assert first == again  # stable for one secret: instances share their counts
+    assert other != first

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from authgate.clock import FrozenClock
@@ -91,3 +94,28 @@ async def test_close_is_idempotent(clock: FrozenClock) -> None:
     await throttle.hit("test", "k", PER_MINUTE)
     await throttle.close()
     await throttle.close()
+
+
+class _RecordingStore:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        self.keys.append(key)
+        return 1
+
+    async def clear(self, key: str) -> None:
+        self.keys.append(key)
+
+
+async def test_store_keys_are_an_hmac_of_the_counted_key(clock: FrozenClock) -> None:
+    store = _RecordingStore()
+    throttle = CounterThrottle(store, clock=clock, hmac_key=THROTTLE_KEY)
+    await throttle.hit("test", "cow@cow.jp", PER_MINUTE)
+    await throttle.reset("test", "cow@cow.jp", PER_MINUTE)
+    expected = hmac.new(THROTTLE_KEY, b"cow@cow.jp", hashlib.sha256).hexdigest()[:32]
+    assert store.keys[0].split(":")[1] == expected
+    assert store.keys[0] == store.keys[1]
+    assert hashlib.sha256(b"cow@cow.jp").hexdigest()[:32] not in store.keys[0]
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        CounterThrottle(store, clock=clock, hmac_key=b"short")
