@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from authgate.clock import FrozenClock
 from authgate.crypto.refresh_secrets import SuccessorSealer, hash_refresh_token
 from authgate.server_secret import ServerSecret
+from authgate.services.pruning import PruningService, RetentionPolicy
+from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from tests.conftest import Api, start_api
 from tests.support.rows import fetch_all
 
@@ -188,3 +190,27 @@ async def test_successors_sealed_under_the_previous_secret_still_open(
     async for api in start_api(make_settings(secret_key=NEW_SECRET), clock):
         assert (await api.client.post(REFRESH, json={"refreshToken": b0})).status_code == 401
         assert (await api.client.post(REFRESH, json={"refreshToken": b1})).status_code == 401
+
+
+async def test_pruning_clears_the_sealed_copy_once_the_leeway_has_passed(api: Api) -> None:
+    t0 = (await api.sign_up())["refreshToken"]
+    t1 = await _rotate(api, t0)
+    pruning = PruningService(
+        uow=SqlUnitOfWorkFactory(api.app.state.container.engine),
+        clock=api.clock,
+        policy=RetentionPolicy(
+            session_retention_days=30,
+            audit_retention_days=365,
+            reuse_leeway_seconds=api.settings.refresh_reuse_leeway_seconds,
+        ),
+    )
+    # Within the leeway the copy stays (a retry still needs it)...
+    api.clock.advance(api.settings.refresh_reuse_leeway_seconds - 1)
+    assert (await pruning.run()).sealed_copies == 0
+    retry = await api.client.post(REFRESH, json={"refreshToken": t0})
+    assert (retry.status_code, retry.json()["refreshToken"]) == (200, t1)
+    # ...and once it has passed, pruning clears it; the session lives on.
+    api.clock.advance(2)
+    assert (await pruning.run()).sealed_copies == 1
+    assert set((await _sealed_by_hash(api)).values()) == {None}
+    assert (await api.client.post(REFRESH, json={"refreshToken": t1})).status_code == 200

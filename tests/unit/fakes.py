@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 from authgate.domain.models import (
@@ -191,6 +191,10 @@ class FakeUnitOfWork:
     def audit(self) -> FakeAudit:
         assert self._work is not None
         return FakeAudit(self._work)
+
+    @property
+    def pruning(self) -> Any:
+        raise NotImplementedError("pruning is tested on the real databases")
 
     async def __aenter__(self) -> Self:
         self._work = copy.deepcopy(self._store)

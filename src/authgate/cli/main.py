@@ -119,6 +119,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_prune(_args: argparse.Namespace) -> int:
+    from authgate.cli.prune import prune
+
+    settings = load_settings()
+    report = asyncio.run(prune(settings))
+    for line in report.lines():
+        print(line)
+    return 0
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"authgate {__version__}")
     return 0
@@ -191,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=100, help="the newest this many (default 100)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.set_defaults(handler=cmd_audit)
+
+    prune = commands.add_parser(
+        "prune",
+        help="delete expired and revoked sessions, old tokens and old audit events",
+        description="Delete sessions (with their refresh tokens) revoked or expired more than "
+        "SESSION_RETENTION_DAYS ago, rotated refresh tokens expired that long ago, sealed "
+        "refresh-token copies past REFRESH_REUSE_LEEWAY_SECONDS, expired ID-token replay "
+        "records, and audit events older than AUDIT_RETENTION_DAYS; print the counts. "
+        "Each server process also does this about once an hour.",
+    )
+    prune.set_defaults(handler=cmd_prune)
 
     version = commands.add_parser(
         "version", help="print the version", description="Print authgate's version and exit."

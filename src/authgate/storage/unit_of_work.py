@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from authgate.errors import Unavailable
 from authgate.storage.audit import SqlAuditRepository
+from authgate.storage.pruning import SqlPruningRepository
 from authgate.storage.repositories import (
     SqlIdentityRepository,
     SqlSessionRepository,
@@ -31,6 +32,7 @@ class SqlUnitOfWork:
     identities: SqlIdentityRepository
     sessions: SqlSessionRepository
     audit: SqlAuditRepository
+    pruning: SqlPruningRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
         self.identities = SqlIdentityRepository(self._connection)
         self.sessions = SqlSessionRepository(self._connection)
         self.audit = SqlAuditRepository(self._connection)
+        self.pruning = SqlPruningRepository(self._connection)
         return self
 
     async def __aexit__(

@@ -6,6 +6,8 @@ the lifespan, never at import, and the finished objects are kept in a Container.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -30,6 +32,7 @@ from authgate.services.audit import AuditTrail
 from authgate.services.password_policy import PasswordPolicy
 from authgate.services.password_strength import PasswordStrength
 from authgate.services.provider_accounts import ProviderAccountService
+from authgate.services.pruning import PeriodicPruning, PruningService, RetentionPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
 from authgate.storage.engine import create_engine
 from authgate.storage.migrate import head_revision
@@ -190,9 +193,25 @@ def create_app(
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
             schema_revision=head_revision(),
         )
+        # Pruning about once an hour, in the background; its failures are logged.
+        pruning = PruningService(
+            uow=uow,
+            clock=clock,
+            policy=RetentionPolicy(
+                session_retention_days=settings.session_retention_days,
+                audit_retention_days=settings.audit_retention_days,
+                reuse_leeway_seconds=settings.refresh_reuse_leeway_seconds,
+            ),
+        )
+        periodic_pruning = asyncio.create_task(
+            PeriodicPruning(pruning).run_forever(), name="authgate-periodic-pruning"
+        )
         try:
             yield
         finally:
+            periodic_pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await periodic_pruning
             hasher.close()
             await http.aclose()
             await throttle.close()
