@@ -194,12 +194,22 @@ def _read_file(path: Path, variable: str, *, production: bool) -> bytes:
         if production:
             raise ServerSecretError(message)
         logger.warning("%s (AUTHGATE_ENV=production refuses to start)", message)
-    # A text file's line ending is not part of the secret (echo and editors add one).
-    material = material.rstrip(b"\r\n")
+    if _is_text(material):
+        # A text file's line ending is not part of the secret (echo and editors add
+        # one). Binary files are taken whole: random bytes may end in 0x0a.
+        material = material.rstrip(b"\r\n")
     problem = secret_strength_problem(material)
     if problem is not None:
         raise ServerSecretError(f"{variable}: {path} {problem}")
     return material
+
+
+def _is_text(material: bytes) -> bool:
+    try:
+        material.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def ensure_development_secret(data_dir: Path) -> tuple[Path, bool]:

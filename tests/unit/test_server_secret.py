@@ -194,3 +194,11 @@ def test_the_previous_secret_still_opens(env: Any) -> None:
     )
     with pytest.raises(ValueError, match="too weak"):
         ServerSecret(b"short")
+
+
+@pytest.mark.parametrize("last", [b"\n", b"\r"])
+def test_a_binary_secret_file_is_taken_whole(env: Any, tmp_path: Path, last: bytes) -> None:
+    # Random bytes end in a line-ending byte one time in 128: still 32 bytes.
+    content = b"\xff" + secrets.token_bytes(30) + last
+    path = _secret_file(tmp_path / "s.key", content)
+    assert load_server_secret(env(secret_key_path=path)).secret.current == content
