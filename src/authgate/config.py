@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -129,6 +129,45 @@ class Settings(BaseSettings):
     # Least time between two JWKS fetches caused by unknown kids: a stream of
     # bogus kids must not turn into a stream of requests to the provider.
     jwks_refetch_cooldown_seconds: float = Field(default=60.0, ge=0, le=3600)
+
+    # The server secret (server_secret.py): HKDF-derived keys seal refresh-token
+    # successors and key the throttle HMAC. A value (SECRET_KEY) or a file of at
+    # least 32 random bytes (SECRET_KEY_PATH), never both; the previous one (value
+    # or path) still opens what it sealed while a rotation is under way.
+    secret_key: SecretStr | None = None
+    secret_key_path: Path | None = None
+    secret_key_previous: SecretStr | None = None
+    secret_key_previous_path: Path | None = None
+
+    # Pruning (services/pruning.py): revoked and expired sessions and their tokens
+    # are deleted this many days after they ended (0 = as soon as they end), audit
+    # events this many days after they happened.
+    session_retention_days: int = Field(default=30, ge=0, le=36_500)
+    audit_retention_days: int = Field(default=365, ge=0, le=36_500)
+
+    @field_validator(
+        "secret_key",
+        "secret_key_path",
+        "secret_key_previous",
+        "secret_key_previous_path",
+        mode="before",
+    )
+    @classmethod
+    def _empty_secret_is_unset(cls, value: Any) -> Any:
+        # "SECRET_KEY=" in a copied .env.example means unset, not an empty secret.
+        return None if value == "" else value
+
+    @field_validator("secret_key", "secret_key_previous")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        from authgate.server_secret import secret_strength_problem
+
+        if value is not None:
+            # The message never includes the value.
+            problem = secret_strength_problem(value.get_secret_value().encode("utf-8"))
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @field_validator("jwt_algorithm")
     @classmethod
@@ -326,6 +365,21 @@ class Settings(BaseSettings):
     def docs_on(self) -> bool:
         """DOCS_ENABLED, else on in development and off in production."""
         return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @model_validator(mode="after")
+    def _one_server_secret(self) -> Settings:
+        for variable in ("SECRET_KEY", "SECRET_KEY_PREVIOUS"):
+            name = variable.lower()
+            if getattr(self, name) is not None and getattr(self, f"{name}_path") is not None:
+                raise ValueError(
+                    f"{variable} and {variable}_PATH are both set; set one of them "
+                    "(a value or a file), not both"
+                )
+        if self.is_production and self.secret_key is None and self.secret_key_path is None:
+            from authgate.server_secret import MISSING_IN_PRODUCTION
+
+            raise ValueError(MISSING_IN_PRODUCTION)
+        return self
 
     @property
     def audiences(self) -> tuple[str, ...]:

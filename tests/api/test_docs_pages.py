@@ -4,6 +4,7 @@ DOCS_ENABLED=true, and served without any CDN (the pages work offline)."""
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -29,6 +30,7 @@ def _settings(tmp_path: Path, key_pair: tuple[Path, Path], **overrides: Any) -> 
         "jwt_public_key_path": key_pair[1],
         "authgate_data_dir": tmp_path / "data",
         "public_url": "https://auth.example.test",
+        "secret_key": secrets.token_urlsafe(32),
         **overrides,
     }
     return load_settings(**values)

@@ -33,6 +33,7 @@ def clean_environment(**values: str) -> dict[str, str]:
         "DATABASE_URL", "MYSQL_HOST", "JWT_PRIVATE_KEY_PATH", "JWT_PUBLIC_KEY_PATH",
         "JWT_ALGORITHM", "AUTHGATE_ENV", "PORT", "HOST", "AUTHGATE_DATA_DIR",
         "PUBLIC_URL", "JWT_ISSUER", "WORKERS", "DOCS_ENABLED",
+        "SECRET_KEY", "SECRET_KEY_PATH", "SECRET_KEY_PREVIOUS", "SECRET_KEY_PREVIOUS_PATH",
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -146,12 +148,55 @@ def test_the_whole_journey(server: RunningServer) -> None:
 def test_first_run_creates_development_keys_and_says_so(tmp_path: Path) -> None:
     with running_server(tmp_path, **CHEAP_HASHING) as server:
         assert "USING DEVELOPMENT SIGNING KEYS (created now" in server.log()
+        assert "USING A DEVELOPMENT SERVER SECRET (created now" in server.log()
         assert (tmp_path / "authgate.db").exists()
+        secret = tmp_path / ".authgate" / "secret.key"
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert secret.parent.stat().st_mode & 0o777 == 0o700
+        first_secret = secret.read_bytes()
         kid = httpx.get(f"{server.base_url}/.well-known/jwks.json").json()["keys"][0]["kid"]
     with running_server(tmp_path, **CHEAP_HASHING) as server:
         assert "created earlier" in server.log()
         same = httpx.get(f"{server.base_url}/.well-known/jwks.json").json()["keys"][0]["kid"]
     assert same == kid
+    assert secret.read_bytes() == first_secret
+
+
+def _secret_file(path: Path, mode: int = 0o600) -> Path:
+    path.write_bytes(os.urandom(32))
+    path.chmod(mode)
+    return path
+
+
+def test_production_refuses_a_missing_or_exposed_server_secret(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    subprocess.run(
+        authgate_command("keys", "generate", "--out", str(keys)),
+        check=True,
+        capture_output=True,
+        env=clean_environment(),
+    )
+    production = {
+        "AUTHGATE_ENV": "production",
+        "JWT_PRIVATE_KEY_PATH": str(keys / "jwt-private.pem"),
+        "JWT_PUBLIC_KEY_PATH": str(keys / "jwt-public.pem"),
+        "PUBLIC_URL": "https://auth.example.test",
+    }
+    missing = _serve_fails(tmp_path, **production)
+    assert "SECRET_KEY / SECRET_KEY_PATH" in missing
+    readable = _secret_file(tmp_path / "readable.key", 0o644)
+    exposed = _serve_fails(tmp_path, SECRET_KEY_PATH=str(readable), **production)
+    assert exposed.startswith("authgate: error: SECRET_KEY_PATH: ")
+    assert "readable by group or others" in exposed
+    short = _serve_fails(tmp_path, SECRET_KEY="too-short-to-be-a-secret", **production)
+    assert short.startswith("authgate: error: SECRET_KEY: ")
+    assert "too-short" not in short
+    private = str(_secret_file(tmp_path / "private.key"))
+    both = _serve_fails(
+        tmp_path, SECRET_KEY_PATH=private, SECRET_KEY=secrets.token_urlsafe(32), **production
+    )
+    assert "SECRET_KEY and SECRET_KEY_PATH are both set" in both
+    assert not (tmp_path / ".authgate" / "secret.key").exists()
 
 
 def _serve_fails(tmp_path: Path, **settings: str) -> str:
@@ -221,6 +266,7 @@ def test_configured_keys_of_each_algorithm(tmp_path: Path, algorithm: str) -> No
         "JWT_ALGORITHM": algorithm,
         "AUTHGATE_ENV": "production",
         "PUBLIC_URL": "https://auth.example.test",
+        "SECRET_KEY_PATH": str(_secret_file(tmp_path / "secret.key")),
     }
     with (
         running_server(tmp_path, **settings) as server,

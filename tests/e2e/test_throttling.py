@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import uuid
 from pathlib import Path
@@ -35,6 +36,9 @@ def test_two_server_processes_share_one_account_lock(tmp_path: Path) -> None:
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
         "RATE_LIMIT_STORAGE_URL": "redis://127.0.0.1:6379/0",
         "RATE_LIMIT_FAILED_SIGNINS_PER_ACCOUNT": "4/15 minutes",
+        # Instances of one deployment share the server secret: counter keys are
+        # HMACs under it (each working directory would otherwise get its own).
+        "SECRET_KEY": secrets.token_urlsafe(32),
     }
     email = f"shared-{uuid.uuid4().hex[:12]}@cow.jp"  # fresh counters for this run
     (tmp_path / "a").mkdir()

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 from authgate.domain.models import (
@@ -128,12 +128,20 @@ class FakeSessions:
     def _child_of(self, token_id: UUID) -> RefreshTokenRecord | None:
         return next((t for t in self._s.tokens.values() if t.parent_id == token_id), None)
 
+    async def clear_sealed_copy(self, token_id: UUID) -> None:
+        self._s.tokens[token_id] = dataclasses.replace(
+            self._s.tokens[token_id], sealed_for_parent=None
+        )
+
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
         session = self._s.sessions[session_id]
         if session.revoked_at is None:
             self._s.sessions[session_id] = dataclasses.replace(
                 session, revoked_at=at, revoked_reason=reason
             )
+        for token in list(self._s.tokens.values()):
+            if token.session_id == session_id:
+                await self.clear_sealed_copy(token.id)
 
     async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
         for session in list(self._s.sessions.values()):
@@ -202,6 +210,10 @@ class FakeUnitOfWork:
     def id_token_uses(self) -> FakeIdTokenUses:
         assert self._work is not None
         return FakeIdTokenUses(self._work)
+
+    @property
+    def pruning(self) -> Any:
+        raise NotImplementedError("pruning is tested on the real databases")
 
     async def __aenter__(self) -> Self:
         self._work = copy.deepcopy(self._store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -20,13 +21,14 @@ from authgate.crypto.keys import (
 )
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import (
+    SuccessorSealer,
     hash_refresh_token,
     new_refresh_token,
-    open_successor,
-    seal_successor,
 )
 from authgate.domain.models import User
 from authgate.errors import InvalidAccessToken
+from authgate.server_secret import ServerSecret
+from tests.support.server_secrets import make_sealer
 
 
 def test_rfc7638_thumbprint_example() -> None:
@@ -111,15 +113,29 @@ def test_refresh_tokens_are_256_bit_and_only_their_hash_is_kept() -> None:
 
 
 def test_sealed_successor_opens_only_with_the_parent_token() -> None:
+    sealer = make_sealer()
     parent, successor = new_refresh_token(), new_refresh_token()
-    sealed = seal_successor(parent, successor)
+    sealed = sealer.seal(parent, successor)
     assert successor.encode() not in sealed
-    assert open_successor(parent, sealed) == successor
-    assert open_successor(new_refresh_token(), sealed) is None
+    assert sealer.open(parent, sealed) == successor
+    assert sealer.open(new_refresh_token(), sealed) is None
     # The stored hash of the parent does not open it either.
-    assert open_successor(hash_refresh_token(parent), sealed) is None
+    assert sealer.open(hash_refresh_token(parent), sealed) is None
     tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
-    assert open_successor(parent, tampered) is None
+    assert sealer.open(parent, tampered) is None
+    assert sealer.open(parent, sealed[:12]) is None
+
+
+def test_sealed_successor_needs_the_server_secret_too() -> None:
+    parent, successor = new_refresh_token(), new_refresh_token()
+    sealed = make_sealer().seal(parent, successor)
+    other = SuccessorSealer(ServerSecret(secrets.token_bytes(32)).refresh_sealing_keys())
+    # The parent token alone (what a database reader with an old token has) opens nothing.
+    assert other.open(parent, sealed) is None
+    with pytest.raises(ValueError, match="32-byte key"):
+        SuccessorSealer([])
+    with pytest.raises(ValueError, match="32-byte key"):
+        SuccessorSealer([b"short"])
 
 
 async def test_production_parameters_are_owasp_argon2id() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ OIDC_HTTP_KEYS = json.dumps(
         }
     }
 )
+
+PRODUCTION_SECRET = secrets.token_urlsafe(32)
 
 # (variable named in the refusal, overrides that make exactly that one unsafe)
 UNSAFE: list[tuple[str, dict[str, Any]]] = [
@@ -65,6 +68,8 @@ def _production(key_files: tuple[Path, Path], **overrides: Any) -> Settings:
         "jwt_private_key_path": key_files[0],
         "jwt_public_key_path": key_files[1],
         "public_url": "https://auth.example.test",
+        # Required in production (tests/unit/test_server_secret.py covers its refusals).
+        "secret_key": PRODUCTION_SECRET,
         **overrides,
     }
     return load_settings(**values)

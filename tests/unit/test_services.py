@@ -19,6 +19,7 @@ from authgate.services.accounts import AccountService, SignUp
 from authgate.services.audit import AuditTrail
 from authgate.services.password_policy import PasswordPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
+from tests.support.server_secrets import make_sealer
 from tests.unit.fakes import (
     AcceptAnyPassword,
     AllowAllThrottles,
@@ -46,6 +47,7 @@ def build(*, leeway: int = 10, rehash: bool = False) -> dict[str, Any]:
         ),
         audit=audit,
         throttles=throttles,
+        sealer=make_sealer(),
     )
     accounts = AccountService(
         uow=lambda: FakeUnitOfWork(store),

@@ -40,14 +40,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authgate.config_checks import log_development_warnings, mark_startup_reported
+    from authgate.server_secret import load_server_secret, warn_if_development
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
     from authgate.web.app import resolve_key_set
 
     settings = _settings(args)
     _configure_logging(settings)
-    # Before forking workers: create development keys once and fail fast on bad ones.
+    # Before forking workers: create the development secret and keys once, and
+    # fail fast on a missing, weak or exposed secret and on bad keys.
+    secret = load_server_secret(settings)
     key_set = resolve_key_set(settings)
+    warn_if_development(secret)
     logger.info("signing with %s key kid=%s", key_set.signing.algorithm, key_set.signing.kid)
     log_development_warnings(settings, logger)
     url = settings.effective_database_url
@@ -117,6 +121,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
             as_json=args.json,
         )
     )
+
+
+def cmd_prune(_args: argparse.Namespace) -> int:
+    from authgate.cli.prune import prune
+
+    settings = load_settings()
+    report = asyncio.run(prune(settings))
+    for line in report.lines():
+        print(line)
+    return 0
 
 
 def cmd_version(_args: argparse.Namespace) -> int:
@@ -206,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=100, help="the newest this many (default 100)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     audit.set_defaults(handler=cmd_audit)
+
+    prune = commands.add_parser(
+        "prune",
+        help="delete expired and revoked sessions, old tokens and old audit events",
+        description="Delete sessions (with their refresh tokens) revoked or expired more than "
+        "SESSION_RETENTION_DAYS ago, rotated refresh tokens expired that long ago, sealed "
+        "refresh-token copies past REFRESH_REUSE_LEEWAY_SECONDS, expired ID-token replay "
+        "records, and audit events older than AUDIT_RETENTION_DAYS; print the counts. "
+        "Each server process also does this about once an hour.",
+    )
+    prune.set_defaults(handler=cmd_prune)
 
     version = commands.add_parser(
         "version", help="print the version", description="Print authgate's version and exit."

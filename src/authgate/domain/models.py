@@ -79,9 +79,10 @@ class RefreshTokenRecord:
     token_hash: str
     issued_at: datetime
     expires_at: datetime
-    # This token, sealed under a key derived from its *parent* token, which only
-    # the client holds: lets a retry of the parent inside the leeway get this same
-    # token back without the database ever holding a usable token.
+    # This token, sealed under a key derived from the server secret and its
+    # *parent* token, which only the client holds: lets a retry of the parent
+    # inside the leeway get this same token back without the database (even with
+    # an old token) ever yielding a usable one. Cleared once nothing may open it.
     sealed_for_parent: bytes | None = None
 
 

@@ -74,19 +74,53 @@ class SessionRepository(Protocol):
         the parent. False if the parent already has one (another request won)."""
         ...
 
-    async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None: ...
+    async def clear_sealed_copy(self, token_id: UUID) -> None:
+        """Forget the token's sealed copy (``sealed_for_parent``): once the token has
+        rotated, its parent is an ancestor and no retry may open it."""
+        ...
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None: ...
+    async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
+        """Revoke the session (if not yet) and clear its tokens' sealed copies."""
+        ...
+
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
+        """Revoke every session of the user and clear their sealed copies."""
+        ...
 
 
 class AuditRepository(Protocol):
-    """Append-only: events are added and read, never changed or removed."""
+    """Append-only: events are added and read, never changed; only pruning removes
+    them, once older than the audit retention."""
 
     async def add(self, event: AuditEvent) -> None: ...
 
     async def list(
         self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[AuditEvent]: ...
+
+
+class PruningRepository(Protocol):
+    """Deletes what has outlived its retention, at most ``limit`` rows per call."""
+
+    async def delete_ended_sessions(self, *, ended_before: datetime, limit: int) -> tuple[int, int]:
+        """Sessions revoked, past their absolute lifetime, or whose current token
+        idle-expired, before ``ended_before``; with their tokens. (sessions, tokens)."""
+        ...
+
+    async def delete_rotated_tokens(self, *, expired_before: datetime, limit: int) -> int: ...
+
+    async def clear_sealed_copies(self, *, issued_before: datetime, limit: int) -> int: ...
+
+    async def delete_expired_id_token_uses(
+        self, *, expired_before: datetime, limit: int
+    ) -> int: ...
+
+    async def delete_audit_events(self, *, occurred_before: datetime, limit: int) -> int: ...
+
+    async def claim_run(self, task: str, *, now: datetime, last_run_before: datetime) -> bool:
+        """Mark ``task`` as running now unless it last ran after ``last_run_before``;
+        False if it did (atomic: of two instances claiming at once, one wins)."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -106,6 +140,9 @@ class UnitOfWork(Protocol):
 
     @property
     def id_token_uses(self) -> IdTokenUseRepository: ...
+
+    @property
+    def pruning(self) -> PruningRepository: ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this unit has committed; never if it rolls back."""

@@ -4,6 +4,11 @@ A session is a refresh-token family. Rotation ends the presented token and issue
 its successor in one transaction that two concurrent requests cannot both win.
 Presenting an already-rotated token means someone else holds a copy: after the
 leeway that revokes the whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+
+For the leeway, each successor is kept sealed for its parent (crypto.refresh_secrets)
+only as long as it can be used: rotating the successor clears its sealed copy in the
+same transaction, revoking the session clears all of them, and pruning clears the
+rest once the leeway has passed.
 """
 
 from __future__ import annotations
@@ -17,10 +22,9 @@ from uuid import UUID
 from authgate.clock import Clock
 from authgate.crypto.refresh_secrets import (
     MAX_TOKEN_LENGTH,
+    SuccessorSealer,
     hash_refresh_token,
     new_refresh_token,
-    open_successor,
-    seal_successor,
 )
 from authgate.domain.models import (
     ClientInfo,
@@ -61,8 +65,10 @@ class SessionService:
         policy: SessionPolicy,
         audit: AuditTrail,
         throttles: Throttles,
+        sealer: SuccessorSealer,
     ) -> None:
         self._throttles = throttles
+        self._sealer = sealer
         self._uow = uow
         self._access_tokens = access_tokens
         self._clock = clock
@@ -136,11 +142,18 @@ class SessionService:
                 successor,
                 parent_id=record.id,
                 now=now,
-                sealed_for_parent=seal_successor(token, successor),
+                # With no leeway nothing would ever open it: skip the work.
+                sealed_for_parent=self._sealer.seal(token, successor)
+                if self._policy.reuse_leeway_seconds
+                else None,
             )
             # Inserting the successor is what rotates the token: the unique index on
             # parent_id lets exactly one of two concurrent refreshes do it.
             if await uow.sessions.add_successor(successor_record):
+                if record.sealed_for_parent is not None:
+                    # The presented token's own sealed copy served its parent's
+                    # retries; its parent is an ancestor now and may never have it.
+                    await uow.sessions.clear_sealed_copy(record.id)
                 return StartedSession(user=user, session_id=session.id, refresh_token=successor)
             # Another request rotated it between our read and our insert: continue
             # as with any already-rotated token (its successor is sealed for us).
@@ -195,7 +208,7 @@ class SessionService:
         # successor itself has rotated, its parent is an ancestor and reuse is theft.
         if found.successor_rotated or now >= successor.expires_at:
             return None
-        opened = open_successor(token, successor.sealed_for_parent)
+        opened = self._sealer.open(token, successor.sealed_for_parent)
         if opened is None or not hmac.compare_digest(
             hash_refresh_token(opened), successor.token_hash
         ):

@@ -1,4 +1,5 @@
-"""The audit repository: insert and read, nothing else (the log is append-only)."""
+"""The audit repository: insert and read (the log is append-only; only pruning, in
+storage/pruning.py, removes events older than the audit retention)."""
 
 from __future__ import annotations
 

@@ -260,6 +260,31 @@ _REVOKE_USER_SESSIONS = (
     .where(sessions.c.user_id == bindparam("b_user_id"), sessions.c.revoked_at.is_(None))
     .values(**_SESSION_REVOCATION)
 )
+# Sealed successors are cleared as soon as nothing may open them (see
+# services.sessions): by primary key on rotation, by session on revocation.
+_CLEAR_SEALED_COPY = (
+    update(refresh_tokens)
+    .where(refresh_tokens.c.id == bindparam("b_token_id"))
+    .values(sealed_for_parent=None)
+)
+_CLEAR_SESSION_SEALED_COPIES = (
+    update(refresh_tokens)
+    .where(
+        refresh_tokens.c.session_id == bindparam("b_session_id"),
+        refresh_tokens.c.sealed_for_parent.is_not(None),
+    )
+    .values(sealed_for_parent=None)
+)
+_CLEAR_USER_SEALED_COPIES = (
+    update(refresh_tokens)
+    .where(
+        refresh_tokens.c.session_id.in_(
+            select(sessions.c.id).where(sessions.c.user_id == bindparam("b_user_id"))
+        ),
+        refresh_tokens.c.sealed_for_parent.is_not(None),
+    )
+    .values(sealed_for_parent=None)
+)
 
 
 class SqlSessionRepository:
@@ -308,15 +333,20 @@ class SqlSessionRepository:
             successor_rotated=row.nn_id is not None,
         )
 
+    async def clear_sealed_copy(self, token_id: UUID) -> None:
+        await self._conn.execute(_CLEAR_SEALED_COPY, {"b_token_id": token_id})
+
     async def revoke_session(self, session_id: UUID, *, at: datetime, reason: str) -> None:
         await self._conn.execute(
             _REVOKE_SESSION, {"b_session_id": session_id, "b_at": at, "b_reason": reason}
         )
+        await self._conn.execute(_CLEAR_SESSION_SEALED_COPIES, {"b_session_id": session_id})
 
     async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
         await self._conn.execute(
             _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
         )
+        await self._conn.execute(_CLEAR_USER_SEALED_COPIES, {"b_user_id": user_id})
 
 
 def _token_values(token: RefreshTokenRecord) -> dict[str, Any]:

@@ -97,8 +97,9 @@ refresh_tokens = Table(
     Column("token_hash", exact_string(64), nullable=False, unique=True),
     Column("issued_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
-    # This token sealed under a key derived from its parent token (see
-    # crypto.refresh_secrets): the leeway's answer to a retried parent.
+    # This token sealed under a key derived from the server secret and its parent
+    # token (see crypto.refresh_secrets): the leeway's answer to a retried parent.
+    # NULL once it can no longer be used (services.sessions, pruning).
     Column("sealed_for_parent", LargeBinary(), nullable=True),
     Index("ix_refresh_tokens_session_id", "session_id"),
     # A token is rotated exactly when a row names it as parent; this index lets only

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from authgate.errors import Unavailable
 from authgate.storage.audit import SqlAuditRepository
 from authgate.storage.id_token_uses import SqlIdTokenUseRepository
+from authgate.storage.pruning import SqlPruningRepository
 from authgate.storage.repositories import (
     SqlIdentityRepository,
     SqlSessionRepository,
@@ -33,6 +34,7 @@ class SqlUnitOfWork:
     sessions: SqlSessionRepository
     audit: SqlAuditRepository
     id_token_uses: SqlIdTokenUseRepository
+    pruning: SqlPruningRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -60,6 +62,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(self._connection)
         self.audit = SqlAuditRepository(self._connection)
         self.id_token_uses = SqlIdTokenUseRepository(self._connection)
+        self.pruning = SqlPruningRepository(self._connection)
         return self
 
     async def __aexit__(

@@ -1,6 +1,7 @@
 """Throttling of the auth routes: per client address and per target account.
 
-``build_throttle(url, clock=...)`` makes the counter store (memory or Redis);
+``build_throttle(url, clock=..., hmac_key=...)`` makes the counter store (memory or
+Redis);
 ``AuthThrottles`` applies the policy and raises ``TooManyRequests``.
 """
 

@@ -12,6 +12,7 @@ cost: one key and one round trip per check.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ from authgate.throttling.rate import Decision, RateLimit
 # Names are chosen in code ("ip-auth", "account-failures"); a strict shape keeps
 # them from colliding with the ":"-separated key layout.
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+# An HMAC key shorter than this would make counter keys guessable offline.
+_MIN_HMAC_KEY_BYTES = 32
 
 # Key TTL is two windows, not one: several servers' clocks differ a little, and a
 # window's key must live until the slowest of them has moved past that window.
@@ -47,10 +51,14 @@ class CounterThrottle:
         storage: CounterStore,
         *,
         clock: Clock,
+        hmac_key: bytes,
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        if len(hmac_key) < _MIN_HMAC_KEY_BYTES:
+            raise ValueError("the throttle HMAC key must be at least 32 bytes")
         self._storage = storage
         self._clock = clock
+        self._hmac_key = hmac_key
         self._close = close
 
     async def hit(self, name: str, key: str, limit: RateLimit) -> Decision:
@@ -80,10 +88,13 @@ class CounterThrottle:
             raise ValueError(f"throttle name {name!r} must match {_NAME.pattern}")
         now = self._clock.now().timestamp()
         window = math.floor(now / limit.window_seconds)
-        # Hashed: keys are emails and addresses of any length, and the store (a
-        # shared Redis) should neither reveal them nor hold unbounded keys. 128 bits
-        # of SHA-256 is far beyond any accidental collision.
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        # An HMAC under the server secret's throttle key: keys are emails and
+        # addresses of any length, and the store (a shared Redis) should neither
+        # reveal them nor hold unbounded keys. A plain hash would reveal them to a
+        # dictionary (there are few IPv4 addresses, and emails are guessable); every
+        # instance shares the secret, so they still count on the same keys. 128 bits
+        # of HMAC-SHA256 is far beyond any accidental collision.
+        digest = hmac.new(self._hmac_key, key.encode(), hashlib.sha256).hexdigest()[:32]
         # The window length is part of the key so a changed limit never reads a
         # counter whose window index meant something else.
         return f"{name}:{digest}:{limit.window_seconds}:{window}", now

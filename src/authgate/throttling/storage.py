@@ -30,10 +30,14 @@ def build_throttle(
     url: str,
     *,
     clock: Clock,
+    hmac_key: bytes,
     prefix: str = "authgate",
     timeout_seconds: float = 1.0,
 ) -> CounterThrottle:
     """Build the throttle for ``url``; no connection is made until the first check.
+
+    ``hmac_key`` (the server secret's throttle key) turns each counted email or
+    address into its store key; instances sharing counters must share it.
 
     ``prefix`` starts every Redis key, so several deployments can share a server.
     ``timeout_seconds`` bounds each Redis connect and command: a hung Redis must
@@ -43,19 +47,21 @@ def build_throttle(
         raise ValueError(f"throttle key prefix {prefix!r} must match {_PREFIX.pattern}")
     parts = urlsplit(url)
     if parts.scheme == "memory" and not (parts.netloc or parts.path.strip("/") or parts.query):
-        return _memory_throttle(clock)
+        return _memory_throttle(clock, hmac_key)
     if parts.scheme in ("redis", "rediss"):
-        return _redis_throttle(url, parts, clock=clock, prefix=prefix, timeout=timeout_seconds)
+        return _redis_throttle(
+            url, parts, clock=clock, hmac_key=hmac_key, prefix=prefix, timeout=timeout_seconds
+        )
     raise ValueError(f"{_SETTING} must be {_EXPECTED}, got {_redacted(parts)!r}")
 
 
-def _memory_throttle(clock: Clock) -> CounterThrottle:
+def _memory_throttle(clock: Clock, hmac_key: bytes) -> CounterThrottle:
     # Not limits' MemoryStorage: it scans every key on each hit (see memory_store).
-    return CounterThrottle(MemoryCounterStore(), clock=clock)
+    return CounterThrottle(MemoryCounterStore(), clock=clock, hmac_key=hmac_key)
 
 
 def _redis_throttle(
-    url: str, parts: SplitResult, *, clock: Clock, prefix: str, timeout: float
+    url: str, parts: SplitResult, *, clock: Clock, hmac_key: bytes, prefix: str, timeout: float
 ) -> CounterThrottle:
     problem = _redis_url_problem(parts)
     if problem is not None:
@@ -76,7 +82,7 @@ def _redis_throttle(
         wrap_exceptions=True,
         **pool_option,
     )
-    return CounterThrottle(storage, clock=clock, close=pool.aclose)
+    return CounterThrottle(storage, clock=clock, hmac_key=hmac_key, close=pool.aclose)
 
 
 def _redis_url_problem(parts: SplitResult) -> str | None:

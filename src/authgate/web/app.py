@@ -6,6 +6,8 @@ the lifespan, never at import, and the finished objects are kept in a Container.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -22,13 +24,16 @@ from authgate.config_checks import log_development_warnings, startup_already_rep
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import KeySet, ensure_development_keys, jwks_json, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
+from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
+from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.accounts import AccountService
 from authgate.services.audit import AuditTrail
 from authgate.services.password_policy import PasswordPolicy
 from authgate.services.password_strength import PasswordStrength
 from authgate.services.provider_accounts import ProviderAccountService
+from authgate.services.pruning import PeriodicPruning, PruningService, RetentionPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
 from authgate.storage.engine import create_engine
 from authgate.storage.migrate import head_revision
@@ -84,18 +89,35 @@ def hashing_threads(settings: Settings) -> int:
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock | None = None, announce: bool = True
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    server_secret: ServerSecret | None = None,
+    announce: bool = True,
 ) -> FastAPI:
-    """The app. ``announce=False`` leaves out the start-up warnings (development keys,
-    unsafe settings), which ``authgate serve`` has printed once for all its workers."""
+    """The app. ``announce=False`` leaves out the start-up warnings (development keys
+    and secret, unsafe settings), which ``authgate serve`` has printed once for all
+    its workers."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
     route_events_to_stdlib()
     # Keys are loaded and checked here, before the server accepts anything, so a
-    # wrong key type stops start-up instead of failing the first request.
-    key_set = resolve_key_set(settings, announce=announce)
+    # wrong key type stops start-up instead of failing the first request. The server
+    # secret comes first: in development its file creates the data directory
+    # private (0700) before anything else is written there.
+    if server_secret is None:
+        loaded = load_server_secret(settings)
+        key_set = resolve_key_set(settings, announce=announce)
+        if announce:
+            warn_if_development(loaded)
+        server_secret = loaded.secret
+    else:
+        key_set = resolve_key_set(settings, announce=announce)
     if announce:
         log_development_warnings(settings, logger)
+    # Services get only the keys derived from the secret.
+    sealer = SuccessorSealer(server_secret.refresh_sealing_keys())
+    throttle_key = server_secret.throttle_key()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,7 +153,9 @@ def create_app(
         )
         uow = SqlUnitOfWorkFactory(engine)
         audit = AuditTrail(uow=uow, clock=clock)
-        throttle = build_throttle(settings.rate_limit_storage_url, clock=clock)
+        throttle = build_throttle(
+            settings.rate_limit_storage_url, clock=clock, hmac_key=throttle_key
+        )
         throttles = AuthThrottles(
             throttle=throttle,
             enabled=settings.rate_limit_enabled,
@@ -151,6 +175,7 @@ def create_app(
             ),
             audit=audit,
             throttles=throttles,
+            sealer=sealer,
         )
         accounts = AccountService(
             uow=uow,
@@ -182,9 +207,25 @@ def create_app(
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
             schema_revision=head_revision(),
         )
+        # Pruning about once an hour, in the background; its failures are logged.
+        pruning = PruningService(
+            uow=uow,
+            clock=clock,
+            policy=RetentionPolicy(
+                session_retention_days=settings.session_retention_days,
+                audit_retention_days=settings.audit_retention_days,
+                reuse_leeway_seconds=settings.refresh_reuse_leeway_seconds,
+            ),
+        )
+        periodic_pruning = asyncio.create_task(
+            PeriodicPruning(pruning).run_forever(), name="authgate-periodic-pruning"
+        )
         try:
             yield
         finally:
+            periodic_pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await periodic_pruning
             hasher.close()
             await http.aclose()
             await throttle.close()

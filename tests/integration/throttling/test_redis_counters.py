@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -13,7 +15,9 @@ import redis
 
 from authgate.clock import FrozenClock
 from authgate.errors import TooManyRequests
+from authgate.server_secret import ServerSecret
 from authgate.throttling import AuthThrottles, CounterThrottle, RateLimit, build_throttle
+from tests.support.server_secrets import THROTTLE_KEY
 
 LIMIT = RateLimit(amount=25, window_seconds=60)
 EMAIL = "melvin.friedman@example.com"
@@ -28,7 +32,7 @@ async def make_throttle(
     made: list[CounterThrottle] = []
 
     def make() -> CounterThrottle:
-        made.append(build_throttle(redis_url, clock=clock, prefix=prefix))
+        made.append(build_throttle(redis_url, clock=clock, hmac_key=THROTTLE_KEY, prefix=prefix))
         return made[-1]
 
     yield make
@@ -64,9 +68,9 @@ _WORKER = textwrap.dedent(
     from authgate.clock import FrozenClock
     from authgate.throttling import RateLimit, build_throttle
 
-    async def main(url, prefix, start, hits):
+    async def main(url, prefix, start, hits, key):
         clock = FrozenClock(datetime.fromisoformat(start))
-        throttle = build_throttle(url, clock=clock, prefix=prefix)
+        throttle = build_throttle(url, clock=clock, hmac_key=bytes.fromhex(key), prefix=prefix)
         limit = RateLimit(amount=25, window_seconds=60)
         try:
             await throttle.reset("warm-up", "k", limit)  # connect before the start signal
@@ -86,6 +90,7 @@ _WORKER = textwrap.dedent(
 
 def test_two_processes_share_one_count(redis_url: str, prefix: str, clock: FrozenClock) -> None:
     args = [sys.executable, "-c", _WORKER, redis_url, prefix, clock.now().isoformat(), "40"]
+    args.append(THROTTLE_KEY.hex())
     workers = [
         subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -140,3 +145,31 @@ async def test_account_lock_releases_after_the_window(
 
     clock.advance(900)
     await throttles.begin_attempt(EMAIL)
+
+
+async def test_keys_are_an_hmac_under_the_server_secret(
+    redis_url: str, redis_client: redis.Redis, prefix: str, clock: FrozenClock
+) -> None:
+    """A stolen Redis key reveals nothing: not sha256(email), and only instances
+    sharing the server secret derive the same key."""
+    other_secret = ServerSecret(secrets.token_urlsafe(32).encode())
+
+    async def account_key(hmac_key: bytes) -> str:
+        throttle = build_throttle(redis_url, clock=clock, hmac_key=hmac_key, prefix=prefix)
+        try:
+            await AuthThrottles(throttle=throttle).begin_attempt(EMAIL)
+        finally:
+            await throttle.close()
+        keys = sorted(redis_client.scan_iter(match=f"{prefix}:*"))
+        redis_client.delete(*keys)
+        (key,) = keys
+        return str(key)
+
+    first, again = await account_key(THROTTLE_KEY), await account_key(THROTTLE_KEY)
+    other = await account_key(other_secret.throttle_key())
+    plain = hashlib.sha256(EMAIL.encode()).hexdigest()
+    digest = first.split("account-failures:")[1].split(":")[0]
+    assert len(digest) == 32
+    assert digest not in plain
+    assert first == again  # stable for one secret: instances share their counts
+    assert other != first

@@ -12,6 +12,7 @@ import pytest
 from authgate.clock import FrozenClock
 from authgate.errors import Unavailable
 from authgate.throttling import AuthThrottles, RateLimit, ThrottleStoreUnavailable, build_throttle
+from tests.support.server_secrets import THROTTLE_KEY
 
 EMAIL = "melvin.friedman@example.com"
 
@@ -31,7 +32,9 @@ async def throttles(
 ) -> AsyncIterator[AuthThrottles]:
     # Port 1 on loopback refuses at once; the silent port makes the timeout fire.
     port = 1 if request.param == "refused" else silent_port
-    throttle = build_throttle(f"redis://127.0.0.1:{port}/0", clock=clock, timeout_seconds=0.2)
+    throttle = build_throttle(
+        f"redis://127.0.0.1:{port}/0", clock=clock, hmac_key=THROTTLE_KEY, timeout_seconds=0.2
+    )
     yield AuthThrottles(throttle=throttle)
     await throttle.close()
 
@@ -53,7 +56,7 @@ async def test_address_limits_and_reset_fail_open(throttles: AuthThrottles) -> N
 
 
 async def test_counter_throttle_reports_the_store_as_unavailable(clock: FrozenClock) -> None:
-    throttle = build_throttle("redis://127.0.0.1:1/0", clock=clock)
+    throttle = build_throttle("redis://127.0.0.1:1/0", clock=clock, hmac_key=THROTTLE_KEY)
     try:
         with pytest.raises(ThrottleStoreUnavailable, match=r"Connection refused|Error 111"):
             await throttle.hit("test", "k", RateLimit(amount=1, window_seconds=60))

@@ -6,6 +6,7 @@ import pytest
 
 from authgate.clock import FrozenClock
 from authgate.throttling import CounterThrottle, build_throttle
+from tests.support.server_secrets import THROTTLE_KEY
 
 
 @pytest.mark.parametrize(
@@ -21,7 +22,7 @@ from authgate.throttling import CounterThrottle, build_throttle
 async def test_accepts_memory_and_redis_urls_without_connecting(
     url: str, clock: FrozenClock
 ) -> None:
-    throttle = build_throttle(url, clock=clock)
+    throttle = build_throttle(url, clock=clock, hmac_key=THROTTLE_KEY)
     assert isinstance(throttle, CounterThrottle)
     await throttle.close()
 
@@ -42,12 +43,12 @@ async def test_accepts_memory_and_redis_urls_without_connecting(
 )
 def test_refuses_bad_urls_naming_the_setting(url: str, clock: FrozenClock) -> None:
     with pytest.raises(ValueError, match="RATE_LIMIT_STORAGE_URL"):
-        build_throttle(url, clock=clock)
+        build_throttle(url, clock=clock, hmac_key=THROTTLE_KEY)
 
 
 def test_error_message_hides_the_password(clock: FrozenClock) -> None:
     with pytest.raises(ValueError, match="RATE_LIMIT_STORAGE_URL") as caught:
-        build_throttle("redis://:hunter2@127.0.0.1:6379/cache", clock=clock)
+        build_throttle("redis://:hunter2@127.0.0.1:6379/cache", clock=clock, hmac_key=THROTTLE_KEY)
     assert "hunter2" not in str(caught.value)
     assert ":***@" in str(caught.value)
 
@@ -55,4 +56,4 @@ def test_error_message_hides_the_password(clock: FrozenClock) -> None:
 @pytest.mark.parametrize("prefix", ["", "has space", "a:b", "x" * 33])
 def test_refuses_bad_prefixes(prefix: str, clock: FrozenClock) -> None:
     with pytest.raises(ValueError, match="prefix"):
-        build_throttle("memory://", clock=clock, prefix=prefix)
+        build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY, prefix=prefix)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from authgate.clock import FrozenClock
 from authgate.throttling import CounterThrottle, RateLimit, build_throttle
+from tests.support.server_secrets import THROTTLE_KEY
 
 PER_MINUTE = RateLimit(amount=3, window_seconds=60)
 
@@ -63,8 +67,8 @@ async def test_names_keys_and_windows_count_separately(throttle: CounterThrottle
 
 async def test_two_throttles_on_memory_do_not_share(clock: FrozenClock) -> None:
     # Documents why memory:// is for a single worker only.
-    first = build_throttle("memory://", clock=clock)
-    second = build_throttle("memory://", clock=clock)
+    first = build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY)
+    second = build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY)
     try:
         for _ in range(3):
             await first.hit("test", "k", PER_MINUTE)
@@ -86,7 +90,32 @@ async def test_long_keys_are_accepted(throttle: CounterThrottle) -> None:
 
 
 async def test_close_is_idempotent(clock: FrozenClock) -> None:
-    throttle = build_throttle("memory://", clock=clock)
+    throttle = build_throttle("memory://", clock=clock, hmac_key=THROTTLE_KEY)
     await throttle.hit("test", "k", PER_MINUTE)
     await throttle.close()
     await throttle.close()
+
+
+class _RecordingStore:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        self.keys.append(key)
+        return 1
+
+    async def clear(self, key: str) -> None:
+        self.keys.append(key)
+
+
+async def test_store_keys_are_an_hmac_of_the_counted_key(clock: FrozenClock) -> None:
+    store = _RecordingStore()
+    throttle = CounterThrottle(store, clock=clock, hmac_key=THROTTLE_KEY)
+    await throttle.hit("test", "cow@cow.jp", PER_MINUTE)
+    await throttle.reset("test", "cow@cow.jp", PER_MINUTE)
+    expected = hmac.new(THROTTLE_KEY, b"cow@cow.jp", hashlib.sha256).hexdigest()[:32]
+    assert store.keys[0].split(":")[1] == expected
+    assert store.keys[0] == store.keys[1]
+    assert hashlib.sha256(b"cow@cow.jp").hexdigest()[:32] not in store.keys[0]
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        CounterThrottle(store, clock=clock, hmac_key=b"short")
