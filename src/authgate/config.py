@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     rate_limit_auth_per_ip: str = "100/minute"
     rate_limit_signup_per_ip: str = "20/hour"
     rate_limit_refresh_per_ip: str = "300/minute"
+    # /api/v1/revoke and /revokeToken: each one takes the database's write lock.
+    rate_limit_revoke_per_ip: str = "60/minute"
     # Failed password sign-ins per account (normalized email) before it locks
     # itself until the window ends: spraying one account from many addresses
     # is stopped too.
@@ -159,6 +161,7 @@ class Settings(BaseSettings):
         "rate_limit_auth_per_ip",
         "rate_limit_signup_per_ip",
         "rate_limit_refresh_per_ip",
+        "rate_limit_revoke_per_ip",
         "rate_limit_failed_signins_per_account",
     )
     @classmethod
