@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     password_hash_max_pending: PositiveInt = 128
 
     max_body_bytes: PositiveInt = 65_536
+    # Request line plus headers, per request; over it: 431 and the connection closed.
+    # 32 KiB: twice Node.js's 16 KiB default and nginx's default total (4 x 8 KiB),
+    # so whatever a default nginx forwards fits; an access token is at most 8 KiB.
+    # Worst case held per worker: MAX_CONNECTIONS_PER_WORKER x this (32 MiB).
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    # Open connections per worker process before new requests get uvicorn's 503. Well
+    # above 256 busy clients per worker; the open-file limit (ulimit -n) must exceed it.
+    max_connections_per_worker: int = Field(default=1024, ge=1)
 
     # Abuse resistance. Limits are "N/period" strings ("100/minute", "10/15 minutes").
     rate_limit_enabled: bool = True
