@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     max_body_bytes: PositiveInt = 65_536
     # /docs, /redoc and /openapi.json. Unset: on in development, off in production.
     docs_enabled: bool | None = None
+    # Request line plus headers, per request; over it: 431 and the connection closed.
+    # 32 KiB: twice Node.js's 16 KiB default and nginx's default total (4 x 8 KiB),
+    # so whatever a default nginx forwards fits; an access token is at most 8 KiB.
+    # Worst case held per worker: MAX_CONNECTIONS_PER_WORKER x this (32 MiB).
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    # Open connections per worker process before new requests get uvicorn's 503. Well
+    # above 256 busy clients per worker; the open-file limit (ulimit -n) must exceed it.
+    max_connections_per_worker: int = Field(default=1024, ge=1)
 
     # Abuse resistance. Limits are "N/period" strings ("100/minute", "10/15 minutes").
     rate_limit_enabled: bool = True
@@ -104,6 +112,8 @@ class Settings(BaseSettings):
     rate_limit_auth_per_ip: str = "100/minute"
     rate_limit_signup_per_ip: str = "20/hour"
     rate_limit_refresh_per_ip: str = "300/minute"
+    # /api/v1/revoke and /revokeToken: each one takes the database's write lock.
+    rate_limit_revoke_per_ip: str = "60/minute"
     # Failed password sign-ins per account (normalized email) before it locks
     # itself until the window ends: spraying one account from many addresses
     # is stopped too.
@@ -240,6 +250,7 @@ class Settings(BaseSettings):
         "rate_limit_auth_per_ip",
         "rate_limit_signup_per_ip",
         "rate_limit_refresh_per_ip",
+        "rate_limit_revoke_per_ip",
         "rate_limit_failed_signins_per_account",
     )
     @classmethod

@@ -58,9 +58,41 @@ def render(event: AuditEvent, *, as_json: bool) -> str:
         "user_agent": event.user_agent,
     }
     if as_json:
+        # json.dumps escapes every control character; the text form must do it itself.
         return json.dumps(fields)
-    shown = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and k != "event")
-    return f"{fields['occurred_at']} {event.name:<24} {shown}"
+    shown = " ".join(
+        f"{k}={printable(v)}" for k, v in fields.items() if v is not None and k != "event"
+    )
+    return f"{fields['occurred_at']} {printable(event.name):<24} {shown}"
+
+
+def printable(value: str) -> str:
+    """``value`` with everything a terminal would act on escaped, Python-style.
+
+    The User-Agent (and a provider name or reason) is whatever a client sent. Raw,
+    an ESC sequence could rewrite the operator's screen or title bar, a carriage
+    return or newline could forge a whole audit line, and a bidi override (U+202E)
+    could make one address read as another. Everything ``str.isprintable`` refuses
+    (controls, format characters such as bidi overrides and zero-width joiners,
+    line and paragraph separators, unassigned and private-use code points) becomes
+    ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``, and a backslash is doubled so the
+    escapes cannot be faked."""
+    if value.isprintable() and "\\" not in value:
+        return value
+    return "".join(_escape(char) for char in value)
+
+
+def _escape(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 async def print_audit(

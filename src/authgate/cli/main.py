@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
     from authgate.web.app import resolve_key_set
+    from authgate.web.http_protocol import BoundedHttpToolsProtocol
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -70,7 +71,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools with a bound on request heads (431 past MAX_HEADER_BYTES); the
+        # bound travels in uvicorn's h11 setting of the same meaning.
+        http=BoundedHttpToolsProtocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # Per worker; beyond it uvicorn answers 503. Unset, it is unlimited.
+        limit_concurrency=settings.max_connections_per_worker,
         # Only our own TRUSTED_PROXIES may set the client address; uvicorn would
         # otherwise believe X-Forwarded-For from 127.0.0.1.
         proxy_headers=bool(trusted),

@@ -3,12 +3,23 @@
 Verification allowlists exactly the configured algorithm, picks the key by ``kid``
 from *our* key set only (never from a URL or key in the token), pins issuer and
 audience, and reports every failure the same way to the caller.
+
+Each token we issue has exactly one byte form that verifies: only the compact form
+``header.payload.signature`` in unpadded base64url is accepted (no ``=``, no
+whitespace, no fourth part), and ES256 signatures are issued in low-``s`` form and
+refused in high-``s`` form. ECDSA signatures are malleable: ``(r, s)`` and
+``(r, n - s)`` both verify, so without the rule a second, different string would
+verify as the same token (a twin that escapes a deny list or a replay cache keyed
+by the token's bytes). RS256 (PKCS#1 v1.5) and Ed25519 (RFC 8032 §5.1.7: S < L,
+checked by OpenSSL) have one valid signature per key and message already.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +36,11 @@ logger = logging.getLogger(__name__)
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type (RFC 9068 §2.1), not a secret
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "sid")
 _MAX_TOKEN_LENGTH = 8192
+# JWS compact serialization (RFC 7515 §7.1) with unpadded base64url (§2): the only
+# form we issue, so the only one we accept.
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# Order of the P-256 group (SEC 2 §2.4.2; FIPS 186-4 D.1.2.3).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class JwtAccessTokens:
@@ -51,8 +67,8 @@ class JwtAccessTokens:
         # the same access token on every request for its lifetime; re-running RSA
         # and PyJWT each time would be most of a protected request's cost. Only
         # successes are kept, so a hit means the exact same bytes passed every
-        # check before; expiry is still checked against the clock on every hit.
-        self._verified: dict[bytes, AccessClaims] = {}
+        # check before; exp and nbf are still checked against the clock on every hit.
+        self._verified: dict[bytes, tuple[AccessClaims, datetime | None]] = {}
         self._cache_size = cache_size
 
     @property
@@ -78,25 +94,36 @@ class JwtAccessTokens:
         }
         if user.email is not None:
             claims["email"] = user.email
-        return jwt.encode(
+        token = jwt.encode(
             claims,
             self._keys.signing.private_key,
             algorithm=self._keys.signing.algorithm,
             headers=self._header,
         )
+        if self._keys.signing.algorithm == "ES256":
+            token = low_s_token(token)
+        return token
 
     def verify(self, token: str, *, now: datetime) -> AccessClaims:
         if len(token) > _MAX_TOKEN_LENGTH:
             raise InvalidAccessToken(detail_for_log="token too long")
+        # Before the cache: a cache hit must never be the only check a string passed.
+        if _COMPACT.fullmatch(token) is None:
+            raise InvalidAccessToken(detail_for_log="not a compact JWS in unpadded base64url")
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(digest)
         if cached is not None:
-            if now >= cached.expires_at + self._leeway:
+            claims, not_before = cached
+            if now >= claims.expires_at + self._leeway:
                 del self._verified[digest]
                 raise InvalidAccessToken(detail_for_log="expired")
-            return cached
+            # Time is re-checked on every hit, both ends: a clock that moved back
+            # (or a token accepted only thanks to the leeway) is judged again.
+            if not_before is not None and now + self._leeway < not_before:
+                raise InvalidAccessToken(detail_for_log="not yet valid (nbf)")
+            return claims
         try:
-            claims = self._verify(token, now)
+            claims, not_before = self._verify(token, now)
         except InvalidAccessToken:
             raise
         except Exception as exc:
@@ -106,10 +133,10 @@ class JwtAccessTokens:
             if len(self._verified) >= self._cache_size:
                 # Oldest first (dicts keep insertion order): cheap, and bounded.
                 del self._verified[next(iter(self._verified))]
-            self._verified[digest] = claims
+            self._verified[digest] = (claims, not_before)
         return claims
 
-    def _verify(self, token: str, now: datetime) -> AccessClaims:
+    def _verify(self, token: str, now: datetime) -> tuple[AccessClaims, datetime | None]:
         header = jwt.get_unverified_header(token)
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in (ACCESS_TOKEN_TYPE, "application/at+jwt"):
@@ -119,6 +146,8 @@ class JwtAccessTokens:
         key = self._keys.by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidAccessToken(detail_for_log=f"unknown kid {kid!r}")
+        if key.algorithm == "ES256" and not is_low_s(token.rsplit(".", 1)[1]):
+            raise InvalidAccessToken(detail_for_log="ES256 signature not in low-s form")
         claims = self._jwt.decode(
             token,
             key.public_key,
@@ -139,11 +168,17 @@ class JwtAccessTokens:
             raise InvalidAccessToken(detail_for_log="expired")
         if issued_at > now + self._leeway + timedelta(seconds=60):
             raise InvalidAccessToken(detail_for_log="issued in the future")
+        # RFC 7519 §4.1.5: not accepted before nbf, with the same leeway as exp. We do
+        # not issue nbf; a token that carries one was made by another issuer sharing
+        # our key (a previous deployment, a migration tool) and means it.
+        not_before = _timestamp(claims["nbf"], "nbf") if "nbf" in claims else None
+        if not_before is not None and now + self._leeway < not_before:
+            raise InvalidAccessToken(detail_for_log="not yet valid (nbf)")
         subject = claims["sub"]
         session_id = claims["sid"]
         if not isinstance(subject, str) or not isinstance(session_id, str):
             raise InvalidAccessToken(detail_for_log="sub or sid is not a string")
-        return AccessClaims(
+        access_claims = AccessClaims(
             subject=subject,
             session_id=session_id,
             email=_text(claims.get("email")),
@@ -154,6 +189,37 @@ class JwtAccessTokens:
             expires_at=expires_at,
             token_id=str(claims["jti"]),
         )
+        return access_claims, not_before
+
+
+def _b64url_decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def is_low_s(signature_segment: str) -> bool:
+    """Whether an ES256 signature (base64url of r || s, RFC 7518 §3.4) has s <= n/2."""
+    try:
+        raw = _b64url_decode(signature_segment)
+    except ValueError:
+        return False
+    if len(raw) != 64:
+        return False
+    return int.from_bytes(raw[32:], "big") <= P256_ORDER // 2
+
+
+def low_s_token(token: str) -> str:
+    """``token`` with its ES256 signature's s replaced by n - s when s > n/2.
+
+    Both verify (ECDSA: (r, s) and (r, n - s) are each valid); low-s is the form we
+    accept, as Bitcoin's BIP 62 and libsecp256k1 do. Costs a base64 round trip."""
+    signing_input, segment = token.rsplit(".", 1)
+    raw = _b64url_decode(segment)
+    s = int.from_bytes(raw[32:], "big")
+    if s <= P256_ORDER // 2:
+        return token
+    low = (P256_ORDER - s).to_bytes(32, "big")
+    encoded = base64.urlsafe_b64encode(raw[:32] + low).rstrip(b"=").decode("ascii")
+    return f"{signing_input}.{encoded}"
 
 
 def _timestamp(value: object, name: str) -> datetime:

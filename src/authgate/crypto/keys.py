@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from authgate.private_files import make_private_directory
+
 logger = logging.getLogger(__name__)
 
 SigningPrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -239,6 +241,9 @@ def ensure_development_keys(data_dir: Path, algorithm: str) -> tuple[Path, Path,
 
     Returns (private path, public path, whether they were created now)."""
     directory = data_dir / "keys"
+    # The data directory holds secrets (these keys, the server secret): 0700.
+    make_private_directory(data_dir, warn_existing=True)
+    make_private_directory(directory, warn_existing=True)
     stem = f"dev-{algorithm.lower()}"
     private_path = directory / f"{stem}-private.pem"
     public_path = directory / f"{stem}-public.pem"

@@ -179,7 +179,9 @@ class PasswordHasher(Protocol):
 class Throttles(Protocol):
     """Abuse limits. Each check raises :class:`authgate.errors.TooManyRequests`."""
 
-    async def check_ip(self, scope: Literal["auth", "signup", "refresh"], address: str) -> None:
+    async def check_ip(
+        self, scope: Literal["auth", "signup", "refresh", "revoke"], address: str
+    ) -> None:
         """Count one request of ``scope`` from ``address``."""
         ...
 

@@ -60,14 +60,23 @@ class PasswordStrength:
         """Raise ``WeakPassword`` when zxcvbn scores ``password`` below ``min_score``."""
         if self.min_score == 0:
             return
-        # Scored in the form that is hashed (NFKC), like PasswordPolicy counts it.
-        scored = scored_prefix(normalize_password(password))
-        with _zxcvbn_lock:
-            result: dict[str, Any] = zxcvbn(
-                scored, user_inputs=user_inputs(email, names), max_length=SCORED_PREFIX
-            )
+        # Both the raw text and the form that is hashed (NFKC) are scored, and the
+        # weaker result counts: NFKC turns one "\ufdfa" into 18 letters that score
+        # 4, and turns a full-width "password" (which zxcvbn knows no word of)
+        # into "password", which is how a guesser would type it. Most passwords are
+        # already NFKC, so they are scored once.
+        inputs = user_inputs(email, names)
+        forms = dict.fromkeys((password, normalize_password(password)))
+        result = min((_score(form, inputs) for form in forms), key=lambda r: int(r["score"]))
         if result["score"] < self.min_score:
             raise WeakPassword(_message(result))
+
+
+def _score(password: str, inputs: list[str]) -> dict[str, Any]:
+    scored = scored_prefix(password)
+    with _zxcvbn_lock:
+        result: dict[str, Any] = zxcvbn(scored, user_inputs=inputs, max_length=SCORED_PREFIX)
+    return result
 
 
 def scored_prefix(password: str) -> str:

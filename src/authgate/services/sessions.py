@@ -171,6 +171,9 @@ class SessionService:
     ) -> None:
         """End the token's whole session. Unknown or revoked tokens succeed silently
         (RFC 7009 §2.2), so this endpoint reveals nothing about a token."""
+        # Counted per address before anything else: each revocation takes the
+        # database's write lock, and an unknown token must cost the same.
+        await self._throttles.check_ip("revoke", client.address or "")
         try:
             token_hash = _hash_presented(token)
         except InvalidRefreshToken:

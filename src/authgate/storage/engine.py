@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from authgate.private_files import create_private_file, make_private_directory
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
@@ -17,9 +19,17 @@ def is_sqlite(url: URL) -> bool:
 
 
 def ensure_sqlite_directory(url: URL) -> None:
+    """Create the database file's directory (0700) and the file itself (0600).
+
+    The file holds password hashes; SQLite would create it with 0644 under the usual
+    umask. Created empty here first (SQLite treats an empty file as a new database),
+    its -wal and -shm files then get its mode too (SQLite gives a WAL or shared
+    memory file the permissions of its database)."""
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database)
+        make_private_directory(path.parent)
+        create_private_file(path)
 
 
 def create_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:

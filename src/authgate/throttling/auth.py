@@ -3,7 +3,8 @@
 Two kinds of limit:
 
 * **per client address**, per scope: ``auth`` (every password or provider sign-in
-  and sign-up), ``signup`` (account creation, on top of ``auth``), ``refresh``.
+  and sign-up), ``signup`` (account creation, on top of ``auth``), ``refresh``,
+  ``revoke`` (each revocation takes the database's write lock).
   IPv6 clients are counted per /64, the block one subscriber usually gets;
   counting single IPv6 addresses would give each attacker 2**64 fresh limits.
 * **per target account**: password attempts per normalized email, so spraying one
@@ -43,7 +44,7 @@ from authgate.throttling.rate import RateLimit
 
 logger = logging.getLogger(__name__)
 
-IpScope = Literal["auth", "signup", "refresh"]
+IpScope = Literal["auth", "signup", "refresh", "revoke"]
 
 DEFAULT_AUTH_PER_IP = RateLimit.parse("100/minute")
 # Offices and universities put many people behind one address: generous enough
@@ -52,6 +53,10 @@ DEFAULT_SIGNUP_PER_IP = RateLimit.parse("20/hour")
 # One refresh per client per access-token lifetime (15 minutes by default), so
 # even a large NAT stays far below this.
 DEFAULT_REFRESH_PER_IP = RateLimit.parse("300/minute")
+# Sign-outs: far rarer than refreshes (one per session), but each one takes the
+# database's write lock (SQLite has one for the whole file), so an unthrottled
+# stream of revocations would stall every sign-in and refresh behind it.
+DEFAULT_REVOKE_PER_IP = RateLimit.parse("60/minute")
 DEFAULT_FAILURES_PER_ACCOUNT = RateLimit.parse("10/15 minutes")
 
 _ACCOUNT = "account-failures"
@@ -66,6 +71,7 @@ class AuthThrottles:
         auth_per_ip: RateLimit = DEFAULT_AUTH_PER_IP,
         signup_per_ip: RateLimit = DEFAULT_SIGNUP_PER_IP,
         refresh_per_ip: RateLimit = DEFAULT_REFRESH_PER_IP,
+        revoke_per_ip: RateLimit = DEFAULT_REVOKE_PER_IP,
         failures_per_account: RateLimit = DEFAULT_FAILURES_PER_ACCOUNT,
     ) -> None:
         self._throttle = throttle
@@ -74,6 +80,7 @@ class AuthThrottles:
             "auth": auth_per_ip,
             "signup": signup_per_ip,
             "refresh": refresh_per_ip,
+            "revoke": revoke_per_ip,
         }
         self._account_limit = failures_per_account
 

@@ -162,6 +162,7 @@ def create_app(
             auth_per_ip=RateLimit.parse(settings.rate_limit_auth_per_ip),
             signup_per_ip=RateLimit.parse(settings.rate_limit_signup_per_ip),
             refresh_per_ip=RateLimit.parse(settings.rate_limit_refresh_per_ip),
+            revoke_per_ip=RateLimit.parse(settings.rate_limit_revoke_per_ip),
             failures_per_account=RateLimit.parse(settings.rate_limit_failed_signins_per_account),
         )
         sessions = SessionService(

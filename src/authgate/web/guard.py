@@ -22,13 +22,17 @@ def bearer_token(request: Request, *, accept_legacy_header: bool = False) -> str
         # "bearer" holding the bare token; its clients keep working here.
         legacy = request.headers.get("bearer")
         if legacy:
-            return legacy.strip()
+            return legacy.strip(" ")
     if not header:
         raise InvalidAccessToken(detail_for_log="no Authorization header")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    # RFC 6750 §2.1: "Bearer" 1*SP b64token. Only spaces are trimmed; any other
+    # character around the token (a tab, a form feed, a no-break space) is left for
+    # the verifier to refuse, so one token has one accepted spelling.
+    token = token.strip(" ")
+    if scheme.lower() != "bearer" or not token:
         raise InvalidAccessToken(detail_for_log="Authorization is not a Bearer token")
-    return token.strip()
+    return token
 
 
 def authenticate(request: Request, *, accept_legacy_header: bool = False) -> AccessClaims:

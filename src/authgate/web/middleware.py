@@ -147,7 +147,8 @@ class JsonRequestGuard:
 
     Runs inside :class:`BodySizeLimit`, so the body it buffers is already bounded.
     Wrong ``Content-Type`` -> 415; duplicate keys, nesting over ``MAX_JSON_DEPTH``
-    or invalid JSON -> 400. The body is then replayed to the app unchanged.
+    or invalid JSON (including anything but UTF-8 without a BOM) -> 400. The body is
+    then replayed to the app unchanged.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -196,14 +197,31 @@ class JsonRequestGuard:
         await self.app(scope, replay, send)
 
 
+_NOT_UTF8 = (
+    "malformed_json",
+    "The request body must be JSON encoded as UTF-8, without a byte order mark.",
+)
+
+
 def _json_problem(body: bytes) -> tuple[str, str] | None:
+    # RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8 and MUST NOT start
+    # with a byte order mark. json.loads(bytes) would guess UTF-16/32 and skip a
+    # UTF-8 BOM, so a body another parser (a proxy, a WAF) reads differently would
+    # reach the route; decoding strictly here leaves one reading. A NUL byte is
+    # never valid JSON text: it is how UTF-16/32 without a BOM looks in UTF-8.
+    if body.startswith(b"\xef\xbb\xbf") or b"\x00" in body:
+        return _NOT_UTF8
     try:
-        parsed = json.loads(body, object_pairs_hook=_reject_duplicates)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NOT_UTF8
+    try:
+        parsed = json.loads(text, object_pairs_hook=_reject_duplicates)
     except DuplicateKey as exc:
         return "duplicate_key", f"The JSON body repeats the key {str(exc)[:64]!r}."
     except RecursionError:
         return "too_deep", f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels."
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return "malformed_json", "The request body is not valid JSON."
     if _depth(parsed) > MAX_JSON_DEPTH:
         return "too_deep", f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels."
