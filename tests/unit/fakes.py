@@ -58,6 +58,13 @@ class FakeUsers:
             self._s.users[user_id], email=email, email_key=email_key, email_verified=True
         )
 
+    async def clear_imported_provider(self, user_id: UUID) -> None:
+        self._s.users[user_id] = dataclasses.replace(self._s.users[user_id], imported_provider=None)
+
+    async def count_legacy_password_hashes(self) -> int:
+        marker = "$authgate-legacy$"
+        return sum(1 for u in self._s.users.values() if (u.password_hash or "").startswith(marker))
+
 
 class FakeIdentities:
     def __init__(self, store: Store) -> None:

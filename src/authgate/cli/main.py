@@ -139,6 +139,19 @@ def cmd_prune(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from authgate.cli.imports import run_import
+    from authgate.importers.source import SourceError
+
+    settings = load_settings()
+    try:
+        return asyncio.run(
+            run_import(settings, seed=args.seed, source=args.source, dry_run=args.dry_run)
+        )
+    except SourceError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"authgate {__version__}")
     return 0
@@ -237,6 +250,30 @@ def build_parser() -> argparse.ArgumentParser:
         "Each server process also does this about once an hour.",
     )
     prune.set_defaults(handler=cmd_prune)
+
+    imports = commands.add_parser(
+        "import",
+        help="bring a seed's users over",
+        description="Read a seed's user table (USER_LIST of the serverless seed, Users of the "
+        "TimeLapseMe seed) and add each user whose address is new to the database named by "
+        "DATABASE_URL. Password hashes are stored wrapped in argon2id and upgraded at each "
+        "user's first sign-in; nothing is overwritten, so running it twice adds nothing. "
+        "See docs/import.md.",
+    )
+    imports.add_argument("seed", choices=("serverless-seed", "timelapseme-seed"))
+    imports.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="the seed's database: mysql://user:password@host:3306/db (or mysql+asyncmy://)",
+    )
+    imports.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be imported, duplicates and invalid rows; write nothing",
+    )
+    imports.set_defaults(handler=cmd_import)
 
     version = commands.add_parser(
         "version", help="print the version", description="Print authgate's version and exit."

@@ -3,6 +3,9 @@
 argon2-cffi releases the GIL while hashing, so a small dedicated thread pool (one
 thread per core by default) uses every core while the event loop keeps serving
 token verification, refreshes and JWKS.
+
+Imported seed hashes are stored wrapped in argon2id (:mod:`.legacy_hashes`);
+:meth:`Argon2PasswordHasher.verify` checks them the same way, off the event loop.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from authgate.crypto.legacy_hashes import LegacyHash, WrappedHash, is_wrapped, parse_wrapped
 from authgate.errors import Unavailable
 
 _R = TypeVar("_R")
@@ -67,7 +71,7 @@ class Argon2PasswordHasher:
     def pending(self) -> int:
         return self._pending
 
-    async def _run(self, function: Callable[..., _R], *args: str) -> _R:
+    async def _run(self, function: Callable[..., _R], *args: Any) -> _R:
         # One event loop per process: the counter needs no lock.
         if self._pending >= self._max_pending:
             raise Unavailable(
@@ -85,12 +89,30 @@ class Argon2PasswordHasher:
         return await self._run(self._hasher.hash, normalize_password(password))
 
     async def verify(self, password_hash: str, password: str) -> bool:
+        if is_wrapped(password_hash):
+            return await self._verify_wrapped(password_hash, password)
         return await self._run(self._verify_sync, password_hash, normalize_password(password))
+
+    async def wrap_legacy(self, legacy: LegacyHash) -> str:
+        """An imported hash's stored form: argon2id over the legacy value (see
+        :mod:`authgate.crypto.legacy_hashes`). The legacy value itself is never stored."""
+        encoded = await self._run(self._hasher.hash, legacy.secret)
+        return legacy.wrapped(encoded)
+
+    async def _verify_wrapped(self, password_hash: str, password: str) -> bool:
+        wrapped = parse_wrapped(password_hash)
+        if wrapped is None:
+            # A damaged wrapper: refused after the same argon2 work as any account.
+            await self.verify_dummy(password)
+            return False
+        return await self._run(self._verify_wrapped_sync, wrapped, password)
 
     async def verify_dummy(self, password: str) -> None:
         await self._run(self._verify_sync, self._dummy_hash, normalize_password(password))
 
     def needs_rehash(self, password_hash: str) -> bool:
+        if is_wrapped(password_hash):
+            return True  # an imported hash: upgraded to plain argon2id at its first sign-in
         try:
             return self._hasher.check_needs_rehash(password_hash)
         except (InvalidHashError, ValueError):
@@ -101,6 +123,15 @@ class Argon2PasswordHasher:
             return self._hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    def _verify_wrapped_sync(self, wrapped: WrappedHash, password: str) -> bool:
+        # One thread job: the legacy step (SHA3, or bcrypt at the seed's cost) on the
+        # password as typed, then the same argon2id verification every account costs.
+        try:
+            secret = wrapped.legacy_secret(password)
+        except ValueError:
+            secret = ""  # bcrypt refused the input: still spend the argon2 work
+        return self._verify_sync(wrapped.argon2_encoded, secret) and secret != ""
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -23,6 +23,11 @@ class User:
     display_name: str
     password_hash: str | None
     created_at: datetime
+    # An imported account: which seed it came from (``authgate import``), and for a
+    # seed's Google/Apple user (keyed by email only) the provider whose first
+    # verified sign-in with the same address binds its subject; then None.
+    imported_from: str | None = None
+    imported_provider: str | None = None
 
     @property
     def full_name(self) -> str:

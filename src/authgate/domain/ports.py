@@ -33,6 +33,15 @@ class UserRepository(Protocol):
 
     async def mark_email_verified(self, user_id: UUID, *, email: str, email_key: str) -> None: ...
 
+    async def clear_imported_provider(self, user_id: UUID) -> None:
+        """An imported provider user's subject is now bound: no second bind."""
+        ...
+
+    async def count_legacy_password_hashes(self) -> int:
+        """Imported accounts whose password is still in its legacy wrapper (not yet
+        upgraded by a sign-in)."""
+        ...
+
 
 class IdentityRepository(Protocol):
     async def add(self, identity: IdentityRecord) -> None:
@@ -165,7 +174,10 @@ class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str: ...
 
     async def verify(self, password_hash: str, password: str) -> bool:
-        """True if the password matches; False for a mismatch or an unreadable hash."""
+        """True if the password matches; False for a mismatch or an unreadable hash.
+
+        An imported seed hash verifies only in its argon2id wrapper (then
+        :meth:`needs_rehash` is True); a raw legacy hash never verifies."""
         ...
 
     async def verify_dummy(self, password: str) -> None:

@@ -110,6 +110,8 @@ class AccountService:
             await self._refuse(client, "wrong_password", user.id)
         await self._throttles.record_success(key)
         new_hash = None
+        # Older argon2 parameters, or an imported seed hash in its argon2id wrapper:
+        # re-hashed to plain argon2id in the transaction that starts the session.
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = await self._hasher.hash(password)
         async with self._uow() as uow:
@@ -117,7 +119,11 @@ class AccountService:
                 await uow.users.set_password_hash(user.id, new_hash)
             started = await self._sessions.start(uow, user)
             event = self._audit.event(
-                "signin", client, user_id=user.id, session_id=started.session_id
+                "signin",
+                client,
+                user_id=user.id,
+                session_id=started.session_id,
+                reason="password_rehashed" if new_hash is not None else None,
             )
             await self._audit.add(uow, event)
         return self._sessions.tokens_for(started)

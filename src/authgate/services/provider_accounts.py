@@ -12,6 +12,12 @@ the account its real owner now signs in to (the "pre-account takeover" attack).
 An ID token starts at most one session: its use is recorded in the transaction
 that starts the session, so a request that ends in 404 or 409 rolls the record
 back with everything else and the token stays usable (sign-in, 404, sign-up).
+
+An imported seed user of Google or Apple (the seed kept an email, no subject) is bound
+once: the first token of that same provider whose verified address equals the
+imported one (``email_key``) creates the identity, whatever that provider's general
+email-trust rule, because the seed had already tied that address to that provider.
+Never for an account that holds a password.
 """
 
 from __future__ import annotations
@@ -87,7 +93,9 @@ class ProviderAccountService:
             await self._use_once(uow, identity)
             if await uow.identities.get(identity.provider, identity.subject) is not None:
                 raise IdentityTaken()
-            user = await self._link_by_email(uow, identity, client)
+            user = await self._bind_imported(uow, identity, client)
+            if user is None:
+                user = await self._link_by_email(uow, identity, client)
             if user is None:
                 user = await self._create(uow, identity, ProviderNames(first, last), client)
             started = await self._sessions.start(uow, user)
@@ -111,6 +119,8 @@ class ProviderAccountService:
         async with self._uow() as uow:
             await self._use_once(uow, identity)
             user = await self._known_user(uow, identity)
+            if user is None:
+                user = await self._bind_imported(uow, identity, client)
             if user is None:
                 user = await self._link_by_email(uow, identity, client)
             if user is None:
@@ -163,6 +173,36 @@ class ProviderAccountService:
             email_verified=identity.email_verified,
         )
         return await uow.users.get(record.user_id)
+
+    async def _bind_imported(
+        self, uow: UnitOfWork, identity: VerifiedIdentity, client: ClientInfo
+    ) -> User | None:
+        """The one-time bind of an imported provider user (see the module docstring)."""
+        if identity.email is None or not identity.email_verified:
+            return None
+        key = _email_key(identity.email)
+        if key is None:
+            return None
+        user = await uow.users.get_by_email_key(key)
+        if (
+            user is None
+            or user.imported_provider != identity.provider
+            or user.password_hash is not None
+        ):
+            return None
+        await uow.identities.add(self._identity_record(user.id, identity))
+        await uow.users.clear_imported_provider(user.id)
+        await self._audit.add(
+            uow,
+            self._audit.event(
+                "provider_link",
+                client,
+                user_id=user.id,
+                provider=identity.provider,
+                reason="imported_bind",
+            ),
+        )
+        return await uow.users.get(user.id)
 
     async def _link_by_email(
         self, uow: UnitOfWork, identity: VerifiedIdentity, client: ClientInfo

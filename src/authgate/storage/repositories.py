@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from authgate.crypto.legacy_hashes import LEGACY_MARKER
 from authgate.domain.models import (
     FoundToken,
     IdentityRecord,
@@ -43,6 +44,8 @@ def _user(row: Any, prefix: str = "") -> User:
         display_name=value[f"{prefix}display_name"],
         password_hash=value[f"{prefix}password_hash"],
         created_at=value[f"{prefix}created_at"],
+        imported_from=value[f"{prefix}imported_from"],
+        imported_provider=value[f"{prefix}imported_provider"],
     )
 
 
@@ -62,6 +65,13 @@ _MARK_EMAIL_VERIFIED = (
         email_key=bindparam("b_email_key", type_=users.c.email_key.type),
         email_verified=True,
     )
+)
+_CLEAR_IMPORTED_PROVIDER = (
+    update(users).where(users.c.id == bindparam("b_user_id")).values(imported_provider=None)
+)
+# The marker has no LIKE wildcard (% or _) in it.
+_COUNT_LEGACY_HASHES = (
+    select(func.count()).select_from(users).where(users.c.password_hash.like(f"{LEGACY_MARKER}%"))
 )
 
 
@@ -88,6 +98,8 @@ class SqlUserRepository:
                     "password_hash": user.password_hash,
                     "created_at": user.created_at,
                     "updated_at": user.created_at,
+                    "imported_from": user.imported_from,
+                    "imported_provider": user.imported_provider,
                 },
             )
         except IntegrityError:
@@ -114,6 +126,12 @@ class SqlUserRepository:
             _MARK_EMAIL_VERIFIED,
             {"b_user_id": user_id, "b_email": email, "b_email_key": email_key},
         )
+
+    async def clear_imported_provider(self, user_id: UUID) -> None:
+        await self._conn.execute(_CLEAR_IMPORTED_PROVIDER, {"b_user_id": user_id})
+
+    async def count_legacy_password_hashes(self) -> int:
+        return int((await self._conn.execute(_COUNT_LEGACY_HASHES)).scalar_one())
 
 
 def _identity(row: Any) -> IdentityRecord:
