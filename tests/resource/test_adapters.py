@@ -111,6 +111,14 @@ async def test_missing_or_garbled_headers_get_401_with_the_challenge(
     assert response.json() == {"detail": "invalid_token"}
 
 
+async def test_two_authorization_headers_are_refused(api: httpx.AsyncClient) -> None:
+    token = mint(KEY)
+    headers = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    response = await api.get("/orders", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == INVALID
+
+
 async def test_a_forged_token_gets_the_same_answer_without_the_reason(
     api: httpx.AsyncClient,
 ) -> None:

@@ -54,7 +54,10 @@ def require_token(
         _credentials: HTTPAuthorizationCredentials | None = Security(scheme),  # noqa: B008
     ) -> Claims:
         try:
-            token = bearer_token(request.headers.get("authorization"))
+            values = request.headers.getlist("authorization")
+            if len(values) > 1:
+                raise InvalidToken("several Authorization headers")
+            token = bearer_token(values[0] if values else None)
             return await verifier.verify(
                 token, audience=audience, scopes=required, introspect=introspect
             )
