@@ -196,6 +196,20 @@ async def test_a_broken_document_gives_no_keys(
         await verifier.verify(mint(OLD))
 
 
+async def test_a_document_nested_too_deep_for_json_is_a_failed_fetch(
+    server: LocalServer, publisher: JwksPublisher
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # under the size cap; json raises RecursionError
+
+    def respond(*_: Any) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"Content-Type": "application/json"}, deep
+
+    server.respond = respond
+    verifier, _ = make(server)
+    with pytest.raises(VerifierUnavailable):
+        await verifier.verify(mint(OLD))
+
+
 async def test_one_odd_key_does_not_hide_the_others(
     server: LocalServer, publisher: JwksPublisher
 ) -> None:

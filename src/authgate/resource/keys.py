@@ -317,7 +317,10 @@ class JwksKeys:
         try:
             body, headers = await self._download()
             keys = parse_jwks(body)
-        except (httpx.HTTPError, _FetchFailed, ValueError) as exc:
+        except Exception as exc:
+            # Whatever went wrong (HTTP, a hostile or broken document: even JSON nested
+            # deep enough to raise RecursionError), the keys we hold stay, and every
+            # caller waiting on this shared fetch gets an answer instead of the error.
             logger.warning("JWKS fetch from %s failed: %s: %s", self.url, type(exc).__name__, exc)
             return
         freshness = _freshness_seconds(headers)
