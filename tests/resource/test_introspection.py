@@ -114,6 +114,7 @@ async def test_wrong_client_credentials_make_it_unavailable(
         (b"{}", VerifierUnavailable),
         (b"[true]", VerifierUnavailable),
         (b"not json", VerifierUnavailable),
+        (b"[" * 30_000 + b"]" * 30_000, VerifierUnavailable),
     ],
 )
 async def test_only_a_json_true_is_active(

@@ -76,7 +76,7 @@ class Introspection:
             raise VerifierUnavailable(f"introspection failed: {type(exc).__name__}") from None
         try:
             answer = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
             raise VerifierUnavailable("introspection answer is not JSON") from None
         if not isinstance(answer, dict) or "active" not in answer:
             raise VerifierUnavailable("introspection answer has no active member")
