@@ -33,9 +33,14 @@ from tests.resource.support import Clock, JwksPublisher, LocalServer, forge_payl
 
 pytestmark = pytest.mark.e2e
 
-ISSUER = "http://127.0.0.1:3000"  # JWT_ISSUER's default
+ISSUER = "https://auth.example.test"
 AUDIENCE = "authgate"  # JWT_AUDIENCE's default
-SETTINGS = {"PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "8"}
+SETTINGS = {
+    "PASSWORD_HASH_TIME_COST": "1",
+    "PASSWORD_HASH_MEMORY_KIB": "8",
+    # Pinned: the default issuer follows the server's free port.
+    "JWT_ISSUER": ISSUER,
+}
 
 
 @dataclass
