@@ -64,6 +64,16 @@ _MARK_EMAIL_VERIFIED = (
     )
 )
 
+_CHANGE_EMAIL = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    .values(
+        email=bindparam("b_email", type_=users.c.email.type),
+        email_key=bindparam("b_email_key", type_=users.c.email_key.type),
+        email_verified=True,
+    )
+)
+
 
 class SqlUserRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -114,6 +124,16 @@ class SqlUserRepository:
             _MARK_EMAIL_VERIFIED,
             {"b_user_id": user_id, "b_email": email, "b_email_key": email_key},
         )
+
+    async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
+        try:
+            await self._conn.execute(
+                _CHANGE_EMAIL,
+                {"b_user_id": user_id, "b_email": email, "b_email_key": email_key},
+            )
+        except IntegrityError:
+            # The unique email_key index: another account took the address meanwhile.
+            raise EmailTaken() from None
 
 
 def _identity(row: Any) -> IdentityRecord:
@@ -261,6 +281,16 @@ _REVOKE_USER_SESSIONS = (
     .values(**_SESSION_REVOCATION)
 )
 
+_REVOKE_OTHER_SESSIONS = (
+    update(sessions)
+    .where(
+        sessions.c.user_id == bindparam("b_user_id"),
+        sessions.c.id != bindparam("b_keep"),
+        sessions.c.revoked_at.is_(None),
+    )
+    .values(**_SESSION_REVOCATION)
+)
+
 
 class SqlSessionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -316,6 +346,14 @@ class SqlSessionRepository:
     async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
         await self._conn.execute(
             _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
+        )
+
+    async def revoke_other_sessions(
+        self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
+    ) -> None:
+        await self._conn.execute(
+            _REVOKE_OTHER_SESSIONS,
+            {"b_user_id": user_id, "b_keep": keep, "b_at": at, "b_reason": reason},
         )
 
 

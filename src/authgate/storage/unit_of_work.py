@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from authgate.errors import Unavailable
 from authgate.storage.audit import SqlAuditRepository
 from authgate.storage.id_token_uses import SqlIdTokenUseRepository
+from authgate.storage.mail_outbox import SqlMailOutboxRepository
+from authgate.storage.one_time_tokens import SqlOneTimeTokenRepository
 from authgate.storage.repositories import (
     SqlIdentityRepository,
     SqlSessionRepository,
@@ -33,6 +35,8 @@ class SqlUnitOfWork:
     sessions: SqlSessionRepository
     audit: SqlAuditRepository
     id_token_uses: SqlIdTokenUseRepository
+    one_time_tokens: SqlOneTimeTokenRepository
+    mail_outbox: SqlMailOutboxRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -60,6 +64,8 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(self._connection)
         self.audit = SqlAuditRepository(self._connection)
         self.id_token_uses = SqlIdTokenUseRepository(self._connection)
+        self.one_time_tokens = SqlOneTimeTokenRepository(self._connection)
+        self.mail_outbox = SqlMailOutboxRepository(self._connection)
         return self
 
     async def __aexit__(
