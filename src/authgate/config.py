@@ -170,17 +170,6 @@ class Settings(BaseSettings):
         RateLimit.parse(value)
         return value
 
-    @model_validator(mode="after")
-    def _production_needs_smtp(self) -> Settings:
-        # Without SMTP the development outbox would write tokens to disk and log links.
-        if self.is_production and self.mail_required and not self.smtp_host.strip():
-            raise ValueError(
-                "SMTP_HOST: AUTHGATE_ENV=production sends verification and reset mail "
-                "through SMTP; set SMTP_HOST (or EMAIL_VERIFICATION=off and "
-                "PASSWORD_RESET_ENABLED=false)"
-            )
-        return self
-
     @property
     def mail_required(self) -> bool:
         return self.email_verification != "off" or self.password_reset_enabled
@@ -325,6 +314,18 @@ class Settings(BaseSettings):
         if self.refresh_token_absolute_ttl_seconds < self.refresh_token_ttl_seconds:
             raise ValueError(
                 "REFRESH_TOKEN_ABSOLUTE_TTL_SECONDS must be at least REFRESH_TOKEN_TTL_SECONDS"
+            )
+        return self
+
+    # Mail (issue 11): after the key checks, so their messages come first.
+    @model_validator(mode="after")
+    def _production_needs_smtp(self) -> Settings:
+        # Without SMTP the development outbox would write tokens to disk and log links.
+        if self.is_production and self.mail_required and not self.smtp_host.strip():
+            raise ValueError(
+                "SMTP_HOST: AUTHGATE_ENV=production sends verification and reset mail "
+                "through SMTP; set SMTP_HOST (or EMAIL_VERIFICATION=off and "
+                "PASSWORD_RESET_ENABLED=false)"
             )
         return self
 

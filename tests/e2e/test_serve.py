@@ -219,6 +219,9 @@ def test_configured_keys_of_each_algorithm(tmp_path: Path, algorithm: str) -> No
         "JWT_PUBLIC_KEY_PATH": str(keys / "jwt-public.pem"),
         "JWT_ALGORITHM": algorithm,
         "AUTHGATE_ENV": "production",
+        # Production refuses to start without SMTP (issue 11); nothing is mailed here.
+        "SMTP_HOST": "127.0.0.1",
+        "EMAIL_VERIFICATION": "off",
     }
     with (
         running_server(tmp_path, **settings) as server,

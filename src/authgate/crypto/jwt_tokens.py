@@ -78,6 +78,7 @@ class JwtAccessTokens:
         }
         if user.email is not None:
             claims["email"] = user.email
+            claims["email_verified"] = user.email_verified
         return jwt.encode(
             claims,
             self._keys.signing.private_key,

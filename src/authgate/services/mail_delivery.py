@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,6 +49,8 @@ logger = logging.getLogger("authgate.mail")
 NOTICE = "email_changed_notice"
 LEASE_SECONDS = 120
 BATCH = 20
+SETTLE_SECONDS = (0.05, 0.25)
+_jitter = secrets.SystemRandom()
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,12 @@ class MailDelivery:
             wake.clear()
             if self._stopping:
                 return
+            # A moment's settle before draining: the request that woke us has sent
+            # its answer by then. Drained at once, the drainer's work (a token and a
+            # send for a real account, a delete for forgot-password's blank) would
+            # share the event loop with that answer and time it differently. The
+            # jitter keeps it from landing on the same later request every time.
+            await asyncio.sleep(_jitter.uniform(*SETTLE_SECONDS))
             try:
                 while await self.drain_once() == BATCH and not self._stopping:
                     pass

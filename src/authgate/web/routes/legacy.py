@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from authgate.domain.emails import lookup_key
 from authgate.web.deps import Accounts, Client, Sessions
 from authgate.web.guard import CurrentClaims, authenticate
-from authgate.web.responses import private_json, token_response
+from authgate.web.responses import private_json, sign_up_response, token_response
 from authgate.web.schemas import (
     CredentialsSignIn,
     EmptyResponse,
@@ -56,8 +56,7 @@ async def refresh_token(body: LegacyRefreshRequest, sessions: Sessions, client: 
 
 @router.post("/register", response_model=TokenResponse)
 async def register(body: LegacyRegister, accounts: Accounts, client: Client) -> Response:
-    pair = await accounts.sign_up(body.to_sign_up(), client)
-    return token_response(pair)
+    return sign_up_response(await accounts.sign_up(body.to_sign_up(), client))
 
 
 @router.post("/login", response_model=TokenResponse)

@@ -8,7 +8,7 @@ from authgate.errors import AccountNotFound
 from authgate.services.provider_accounts import ProviderNames
 from authgate.web.deps import Accounts, Client, ProviderAccounts, Sessions
 from authgate.web.guard import CurrentClaims
-from authgate.web.responses import private, token_response
+from authgate.web.responses import private, sign_up_response, token_response
 from authgate.web.schemas import (
     CredentialsSignIn,
     CredentialsSignUp,
@@ -56,8 +56,7 @@ async def revoke(body: RefreshRequest, sessions: Sessions, client: Client) -> Em
 
 @router.post("/signup/credentials", response_model=TokenResponse)
 async def sign_up(body: CredentialsSignUp, accounts: Accounts, client: Client) -> Response:
-    pair = await accounts.sign_up(body.to_sign_up(), client)
-    return token_response(pair)
+    return sign_up_response(await accounts.sign_up(body.to_sign_up(), client))
 
 
 @router.post("/auth/credentials", response_model=TokenResponse)
