@@ -18,6 +18,7 @@ from authgate.web.schemas import (
     LegacyRefreshRequest,
     LegacyRegister,
     SecureResponse,
+    SignUpPendingResponse,
     TokenResponse,
 )
 
@@ -54,7 +55,11 @@ async def refresh_token(body: LegacyRefreshRequest, sessions: Sessions, client: 
     return token_response(pair)
 
 
-@router.post("/register", response_model=TokenResponse)
+@router.post(
+    "/register",
+    response_model=TokenResponse,
+    responses={202: {"model": SignUpPendingResponse, "description": "EMAIL_VERIFICATION=required"}},
+)
 async def register(body: LegacyRegister, accounts: Accounts, client: Client) -> Response:
     return sign_up_response(await accounts.sign_up(body.to_sign_up(), client))
 

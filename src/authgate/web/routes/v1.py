@@ -17,6 +17,7 @@ from authgate.web.schemas import (
     ProviderSignIn,
     ProviderSignUp,
     RefreshRequest,
+    SignUpPendingResponse,
     TokenResponse,
 )
 
@@ -54,7 +55,11 @@ async def revoke(body: RefreshRequest, sessions: Sessions, client: Client) -> Em
     return EmptyResponse()
 
 
-@router.post("/signup/credentials", response_model=TokenResponse)
+@router.post(
+    "/signup/credentials",
+    response_model=TokenResponse,
+    responses={202: {"model": SignUpPendingResponse, "description": "EMAIL_VERIFICATION=required"}},
+)
 async def sign_up(body: CredentialsSignUp, accounts: Accounts, client: Client) -> Response:
     return sign_up_response(await accounts.sign_up(body.to_sign_up(), client))
 
