@@ -505,3 +505,28 @@ async def test_forgot_takes_the_same_time_for_real_unknown_and_provider_only_acc
             f"forgot-password medians (ms): { {k: round(v * 1000, 2) for k, v in medians.items()} }"
         )
         assert spread < max(0.5 * max(medians.values()), 0.002), medians
+
+
+async def test_mail_sending_routes_are_throttled_per_account_and_per_address(
+    make_settings: Any, clock: Any, smtp: SmtpServer
+) -> None:
+    settings = make_settings(
+        **mail_settings(
+            smtp.port, rate_limit_mail_per_account="2/hour", rate_limit_mail_per_ip="7/hour"
+        )
+    )
+    async for api in start_api(settings, clock):
+        tokens = await api.sign_up()
+        for email in ("cow@cow.jp", "ghost@cow.jp"):
+            answers = [
+                (await api.client.post("/api/v1/password/forgot", json={"email": email}))
+                for _ in range(3)
+            ]
+            # The same limit for an address with and without an account.
+            assert [a.status_code for a in answers] == [202, 202, 429], email
+            assert answers[2].headers["retry-after"]
+        resend = await api.client.post("/api/v1/email/verify/resend", headers=bearer(tokens))
+        assert resend.status_code == 429  # the account's mail budget is spent
+        # Eight mail requests from this address now: over the per-address limit (7).
+        other = await api.client.post("/api/v1/password/forgot", json={"email": "new@cow.jp"})
+        assert other.status_code == 429
