@@ -530,3 +530,21 @@ async def test_mail_sending_routes_are_throttled_per_account_and_per_address(
         # Eight mail requests from this address now: over the per-address limit (7).
         other = await api.client.post("/api/v1/password/forgot", json={"email": "new@cow.jp"})
         assert other.status_code == 429
+
+
+async def test_a_slow_smtp_server_does_not_slow_the_answer(make_settings: Any, clock: Any) -> None:
+    server = SmtpServer(delay=2.0)
+    server.start()
+    try:
+        settings = make_settings(**mail_settings(server.port))
+        async for api in start_api(settings, clock):
+            tokens = await api.sign_up()
+            started = time.perf_counter()
+            forgot = await api.client.post("/api/v1/password/forgot", json={"email": "cow@cow.jp"})
+            resend = await api.client.post("/api/v1/email/verify/resend", headers=bearer(tokens))
+            elapsed = time.perf_counter() - started
+            assert (forgot.status_code, resend.status_code) == (202, 202)
+            assert elapsed < 1.5, elapsed  # each send takes 2 s
+            await server.wait_for_subject("Reset your password")
+    finally:
+        server.stop()
