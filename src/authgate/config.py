@@ -179,6 +179,62 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         return value
 
+    # --- Mail, email verification and password reset (issue 11) ---
+    # off: no verification mail at sign-up; optional: mail sent, sign-in allowed;
+    # required: password sign-up starts no session and unverified sign-in is 403.
+    email_verification: Literal["off", "optional", "required"] = "optional"
+    password_reset_enabled: bool = True
+    # No SMTP_HOST: development writes each message to {AUTHGATE_DATA_DIR}/outbox/*.eml.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str = "authgate <no-reply@localhost>"
+    mail_templates_dir: Path | None = None
+    # Links in the mail; {token} is replaced by the URL-encoded token. Any scheme
+    # (myapp://reset?token={token} for a mobile deep link).
+    email_verify_url: str = "http://127.0.0.1:3000/verify-email?token={token}"
+    password_reset_url: str = "http://127.0.0.1:3000/reset-password?token={token}"  # noqa: S105
+    email_change_url: str = ""  # empty: EMAIL_VERIFY_URL
+    email_verify_token_ttl_seconds: PositiveInt = 86_400
+    password_reset_token_ttl_seconds: PositiveInt = 1_800
+    # The drainer also looks for mail queued by other instances this often.
+    mail_poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    mail_max_attempts: PositiveInt = 8
+    # Mail-sending requests (resend, forgot, email change) per address and per account.
+    rate_limit_mail_per_ip: str = "20/hour"
+    rate_limit_mail_per_account: str = "5/hour"
+
+    @field_validator("email_verify_url", "password_reset_url", "email_change_url")
+    @classmethod
+    def _token_url_template(cls, value: str) -> str:
+        if value and not _is_token_url(value):
+            raise ValueError(
+                "must be an absolute URL containing {token}, e.g. "
+                "https://app.example/verify?token={token} or myapp://reset?token={token}"
+            )
+        return value
+
+    @field_validator("rate_limit_mail_per_ip", "rate_limit_mail_per_account")
+    @classmethod
+    def _valid_mail_limit(cls, value: str) -> str:
+        from authgate.throttling.rate import RateLimit
+
+        RateLimit.parse(value)
+        return value
+
+    @property
+    def mail_required(self) -> bool:
+        return self.email_verification != "off" or self.password_reset_enabled
+
+    @property
+    def effective_email_change_url(self) -> str:
+        return self.email_change_url or self.email_verify_url
+
+    # --- end of mail settings ---
+
     @field_validator("jwt_algorithm")
     @classmethod
     def _known_algorithm(cls, value: str) -> str:
@@ -392,6 +448,18 @@ class Settings(BaseSettings):
             raise ValueError(MISSING_IN_PRODUCTION)
         return self
 
+    # Mail (issue 11): after the key checks, so their messages come first.
+    @model_validator(mode="after")
+    def _production_needs_smtp(self) -> Settings:
+        # Without SMTP the development outbox would write tokens to disk and log links.
+        if self.is_production and self.mail_required and not self.smtp_host.strip():
+            raise ValueError(
+                "SMTP_HOST: AUTHGATE_ENV=production sends verification and reset mail "
+                "through SMTP; set SMTP_HOST (or EMAIL_VERIFICATION=off and "
+                "PASSWORD_RESET_ENABLED=false)"
+            )
+        return self
+
     @property
     def audiences(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in self.jwt_audience.split(",") if a.strip())
@@ -443,6 +511,15 @@ def _is_host(value: str) -> bool:
         and all(label.fullmatch(part) for part in labels)
         and not labels[-1].isdigit()
     )
+
+
+def _is_token_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    if "{token}" not in value or any(ch.isspace() for ch in value):
+        return False
+    parts = urlsplit(value.replace("{token}", "t"))
+    return bool(parts.scheme) and bool(parts.netloc or parts.path)
 
 
 def _split(value: str) -> tuple[str, ...]:

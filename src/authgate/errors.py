@@ -12,16 +12,22 @@ The web layer maps each class to a status code in exactly one place
     │   └── ProviderAlreadyLinked the account with this email has another identity of this provider
     ├── NotFound
     │   ├── AccountNotFound       provider sign-in for an identity with no account
-    │   └── ProviderNotEnabled    the named identity provider is not configured
+    │   ├── ProviderNotEnabled    the named identity provider is not configured
+    │   └── FeatureDisabled       a route whose feature the configuration turns off
     ├── Unauthenticated           every 401: the caller did not prove who they are
     │   ├── InvalidCredentials    unknown email or wrong password (one answer for both)
     │   ├── InvalidAccessToken    missing, malformed, expired or forged Bearer token
     │   ├── InvalidRefreshToken   unknown, expired or revoked refresh token
     │   │   └── RefreshTokenReused  an already-rotated token came back: its family is revoked
     │   └── InvalidIdToken        a provider's ID token failed verification
+    ├── InvalidOneTimeToken       a verification, reset or email-change token that is unknown,
+    │                             used, expired or of another purpose (400)
+    ├── Forbidden                 authenticated, but refused (403)
+    │   └── EmailNotVerified      EMAIL_VERIFICATION=required and the address is not verified
     ├── TooManyRequests           a throttle refused the request; carries retry_after_seconds
     │   └── AccountLocked         too many password attempts on one account (releases itself)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
+        ├── MailDeliveryFailed    the SMTP server refused or could not be reached (drainer only)
         └── ProviderUnavailable   the provider's signing keys cannot be obtained
 """
 
@@ -124,6 +130,28 @@ class InvalidIdToken(Unauthenticated):
     message = "The identity provider's token could not be verified."
 
 
+class InvalidOneTimeToken(AuthError):
+    # 400, not 401: the caller is not authenticating, it presents a link's token.
+    # One answer for unknown, used, expired and wrong-purpose tokens.
+    code = "invalid_token"
+    message = "The link is invalid or has expired. Request a new one."
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+    message = "This action is not allowed."
+
+
+class EmailNotVerified(Forbidden):
+    code = "email_not_verified"
+    message = "Verify your email address before signing in."
+
+
+class FeatureDisabled(NotFound):
+    code = "feature_disabled"
+    message = "This feature is not enabled on this server."
+
+
 class TooManyRequests(AuthError):
     code = "too_many_requests"
     message = "Too many attempts. Try again later."
@@ -147,6 +175,12 @@ class AccountLocked(TooManyRequests):
 class Unavailable(AuthError):
     code = "unavailable"
     message = "The service is temporarily unavailable."
+
+
+class MailDeliveryFailed(Unavailable):
+    # Raised by mail senders to the outbox drainer only; never reaches a request.
+    code = "mail_delivery_failed"
+    message = "The mail could not be delivered."
 
 
 class ProviderUnavailable(Unavailable):

@@ -31,6 +31,7 @@ def _settings(tmp_path: Path, key_pair: tuple[Path, Path], **overrides: Any) -> 
         "authgate_data_dir": tmp_path / "data",
         "public_url": "https://auth.example.test",
         "secret_key": secrets.token_urlsafe(32),
+        "smtp_host": "smtp.example.test",
         **overrides,
     }
     return load_settings(**values)

@@ -267,6 +267,9 @@ def test_configured_keys_of_each_algorithm(tmp_path: Path, algorithm: str) -> No
         "AUTHGATE_ENV": "production",
         "PUBLIC_URL": "https://auth.example.test",
         "SECRET_KEY_PATH": str(_secret_file(tmp_path / "secret.key")),
+        # Production refuses to start without SMTP (issue 11); nothing is mailed here.
+        "SMTP_HOST": "127.0.0.1",
+        "EMAIL_VERIFICATION": "off",
     }
     with (
         running_server(tmp_path, **settings) as server,

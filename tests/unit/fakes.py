@@ -15,6 +15,9 @@ from authgate.domain.models import (
     FoundToken,
     IdentityRecord,
     IdTokenUse,
+    OneTimeToken,
+    OutboxMail,
+    OutgoingMail,
     RefreshTokenRecord,
     SessionRecord,
     User,
@@ -30,6 +33,9 @@ class Store:
     audit: list[AuditEvent] = dataclasses.field(default_factory=list)
     identities: dict[UUID, IdentityRecord] = dataclasses.field(default_factory=dict)
     id_token_uses: dict[str, IdTokenUse] = dataclasses.field(default_factory=dict)
+    one_time_tokens: dict[UUID, OneTimeToken] = dataclasses.field(default_factory=dict)
+    mail_outbox: dict[UUID, OutboxMail] = dataclasses.field(default_factory=dict)
+    mail_leases: dict[UUID, datetime] = dataclasses.field(default_factory=dict)
     commits: int = 0
 
 
@@ -64,6 +70,11 @@ class FakeUsers:
     async def count_legacy_password_hashes(self) -> int:
         marker = "$authgate-legacy$"
         return sum(1 for u in self._s.users.values() if (u.password_hash or "").startswith(marker))
+
+    async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
+        if any(u.email_key == email_key and u.id != user_id for u in self._s.users.values()):
+            raise EmailTaken()
+        await self.mark_email_verified(user_id, email=email, email_key=email_key)
 
 
 class FakeIdentities:
@@ -155,6 +166,99 @@ class FakeSessions:
             if session.user_id == user_id:
                 await self.revoke_session(session.id, at=at, reason=reason)
 
+    async def revoke_other_sessions(
+        self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
+    ) -> None:
+        for session in list(self._s.sessions.values()):
+            if session.user_id == user_id and session.id != keep:
+                await self.revoke_session(session.id, at=at, reason=reason)
+
+
+class FakeOneTimeTokens:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, token: OneTimeToken) -> None:
+        for old in list(self._s.one_time_tokens.values()):
+            same = (old.user_id, old.purpose) == (token.user_id, token.purpose)
+            if same and old.used_at is None:
+                self._s.one_time_tokens[old.id] = dataclasses.replace(old, used_at=token.created_at)
+        self._s.one_time_tokens[token.id] = token
+
+    async def find(self, token_hash: str) -> OneTimeToken | None:
+        return next(
+            (t for t in self._s.one_time_tokens.values() if t.token_hash == token_hash), None
+        )
+
+    async def consume(self, token_id: UUID, *, at: datetime) -> bool:
+        token = self._s.one_time_tokens.get(token_id)
+        if token is None or token.used_at is not None:
+            return False
+        self._s.one_time_tokens[token_id] = dataclasses.replace(token, used_at=at)
+        return True
+
+    async def invalidate_user(self, user_id: UUID, *, at: datetime) -> None:
+        for token in list(self._s.one_time_tokens.values()):
+            if token.user_id == user_id and token.used_at is None:
+                self._s.one_time_tokens[token.id] = dataclasses.replace(token, used_at=at)
+
+
+class FakeMailOutbox:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, mail: OutboxMail) -> None:
+        self._s.mail_outbox[mail.id] = mail
+
+    async def claim(
+        self, *, now: datetime, lease_until: datetime, limit: int, max_attempts: int
+    ) -> list[OutboxMail]:
+        due = [
+            m
+            for m in self._s.mail_outbox.values()
+            if m.sent_at is None
+            and m.attempts < max_attempts
+            and (m.next_attempt_at or m.created_at) <= now
+            and self._s.mail_leases.get(m.id, now) <= now
+        ][:limit]
+        for mail in due:
+            self._s.mail_leases[mail.id] = lease_until
+        return due
+
+    async def mark_sent(self, mail_id: UUID, *, at: datetime) -> None:
+        self._s.mail_outbox[mail_id] = dataclasses.replace(self._s.mail_outbox[mail_id], sent_at=at)
+        self._s.mail_leases.pop(mail_id, None)
+
+    async def mark_failed(
+        self, mail_id: UUID, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        self._s.mail_outbox[mail_id] = dataclasses.replace(
+            self._s.mail_outbox[mail_id],
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            last_error=error,
+        )
+        self._s.mail_leases.pop(mail_id, None)
+
+    async def delete(self, mail_id: UUID) -> None:
+        self._s.mail_outbox.pop(mail_id, None)
+        self._s.mail_leases.pop(mail_id, None)
+
+
+class RecordingMailSender:
+    """Keeps what it was asked to send; ``fail`` makes every send fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMail] = []
+        self.fail = False
+
+    async def send(self, message: OutgoingMail) -> None:
+        from authgate.errors import MailDeliveryFailed
+
+        if self.fail:
+            raise MailDeliveryFailed(detail_for_log="fake server down")
+        self.sent.append(message)
+
 
 class FakeAudit:
     def __init__(self, store: Store) -> None:
@@ -222,6 +326,16 @@ class FakeUnitOfWork:
     def pruning(self) -> Any:
         raise NotImplementedError("pruning is tested on the real databases")
 
+    @property
+    def one_time_tokens(self) -> FakeOneTimeTokens:
+        assert self._work is not None
+        return FakeOneTimeTokens(self._work)
+
+    @property
+    def mail_outbox(self) -> FakeMailOutbox:
+        assert self._work is not None
+        return FakeMailOutbox(self._work)
+
     async def __aenter__(self) -> Self:
         self._work = copy.deepcopy(self._store)
         return self
@@ -239,6 +353,9 @@ class FakeUnitOfWork:
             self._store.audit = self._work.audit
             self._store.identities = self._work.identities
             self._store.id_token_uses = self._work.id_token_uses
+            self._store.one_time_tokens = self._work.one_time_tokens
+            self._store.mail_outbox = self._work.mail_outbox
+            self._store.mail_leases = self._work.mail_leases
             self._store.commits += 1
             for callback in self._after_commit:
                 callback()
@@ -293,6 +410,9 @@ class AllowAllThrottles:
 
     async def record_success(self, email_key: str) -> None:
         self.calls.append(("record_success", email_key))
+
+    async def check_mail_account(self, account_key: str) -> None:
+        self.calls.append(("mail_account", account_key))
 
 
 class AcceptAnyPassword:

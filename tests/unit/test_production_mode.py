@@ -70,6 +70,7 @@ def _production(key_files: tuple[Path, Path], **overrides: Any) -> Settings:
         "public_url": "https://auth.example.test",
         # Required in production (tests/unit/test_server_secret.py covers its refusals).
         "secret_key": PRODUCTION_SECRET,
+        "smtp_host": "smtp.example.test",
         **overrides,
     }
     return load_settings(**values)

@@ -49,6 +49,7 @@ def _production(tmp_path: Path) -> dict[str, Any]:
         "jwt_private_key_path": tmp_path / "private.pem",
         "jwt_public_key_path": tmp_path / "public.pem",
         "public_url": "https://auth.example.test",
+        "smtp_host": "smtp.example.test",
     }
 
 

@@ -94,6 +94,7 @@ class JwtAccessTokens:
         }
         if user.email is not None:
             claims["email"] = user.email
+            claims["email_verified"] = user.email_verified
         token = jwt.encode(
             claims,
             self._keys.signing.private_key,

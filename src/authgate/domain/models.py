@@ -146,3 +146,48 @@ class AuditEvent:
     provider: str | None = None
     client_address: str | None = None
     user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OneTimeToken:
+    """An email-verification, password-reset or email-change token (issue 11).
+
+    Only ``token_hash`` (SHA-256 hex) is stored; the token itself exists in the mail."""
+
+    id: UUID
+    user_id: UUID
+    purpose: str
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    # The new address an ``email_change`` token moves the account to.
+    email: str | None = None
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMail:
+    """Mail to send: the intent only (who, why, where), never a link or a token."""
+
+    id: UUID
+    user_id: UUID | None
+    purpose: str
+    address: str | None
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    """A rendered message, ready for a :class:`authgate.domain.ports.MailSender`."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    purpose: str
+    # The link the message carries; only the development outbox logs it.
+    link: str | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Literal, Protocol, Self
@@ -14,6 +14,9 @@ from authgate.domain.models import (
     FoundToken,
     IdentityRecord,
     IdTokenUse,
+    OneTimeToken,
+    OutboxMail,
+    OutgoingMail,
     RefreshTokenRecord,
     SessionRecord,
     User,
@@ -40,6 +43,11 @@ class UserRepository(Protocol):
     async def count_legacy_password_hashes(self) -> int:
         """Imported accounts whose password is still in its legacy wrapper (not yet
         upgraded by a sign-in)."""
+        ...
+
+    async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
+        """Move the account to a new (verified) address; raise
+        :class:`authgate.errors.EmailTaken` if another account holds its key."""
         ...
 
 
@@ -95,6 +103,54 @@ class SessionRepository(Protocol):
     async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
         """Revoke every session of the user and clear their sealed copies."""
         ...
+
+    async def revoke_other_sessions(
+        self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
+    ) -> None:
+        """Revoke every live session of the user except ``keep``."""
+        ...
+
+
+class OneTimeTokenRepository(Protocol):
+    """Verification, reset and email-change tokens, by SHA-256 of the token."""
+
+    async def add(self, token: OneTimeToken) -> None:
+        """Insert ``token`` and mark every older unused token of the same user and
+        purpose used: only the newest link works."""
+        ...
+
+    async def find(self, token_hash: str) -> OneTimeToken | None: ...
+
+    async def consume(self, token_id: UUID, *, at: datetime) -> bool:
+        """Mark the token used if it is not yet: a conditional UPDATE, so of two
+        concurrent uses exactly one gets True."""
+        ...
+
+    async def invalidate_user(self, user_id: UUID, *, at: datetime) -> None:
+        """Mark every unused token of the user used (a password change)."""
+        ...
+
+
+class MailOutboxRepository(Protocol):
+    """The queue of mail to send, shared by every instance through the database."""
+
+    async def add(self, mail: OutboxMail) -> None: ...
+
+    async def claim(
+        self, *, now: datetime, lease_until: datetime, limit: int, max_attempts: int
+    ) -> list[OutboxMail]:
+        """Lease up to ``limit`` due rows (tried fewer than ``max_attempts`` times)
+        until ``lease_until``. A row leased by another drainer (``locked_until`` in the
+        future) is never returned twice."""
+        ...
+
+    async def mark_sent(self, mail_id: UUID, *, at: datetime) -> None: ...
+
+    async def mark_failed(
+        self, mail_id: UUID, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    async def delete(self, mail_id: UUID) -> None: ...
 
 
 class AuditRepository(Protocol):
@@ -153,6 +209,12 @@ class UnitOfWork(Protocol):
     @property
     def pruning(self) -> PruningRepository: ...
 
+    @property
+    def one_time_tokens(self) -> OneTimeTokenRepository: ...
+
+    @property
+    def mail_outbox(self) -> MailOutboxRepository: ...
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this unit has committed; never if it rolls back."""
         ...
@@ -192,7 +254,7 @@ class Throttles(Protocol):
     """Abuse limits. Each check raises :class:`authgate.errors.TooManyRequests`."""
 
     async def check_ip(
-        self, scope: Literal["auth", "signup", "refresh", "revoke"], address: str
+        self, scope: Literal["auth", "signup", "refresh", "revoke", "mail"], address: str
     ) -> None:
         """Count one request of ``scope`` from ``address``."""
         ...
@@ -206,10 +268,28 @@ class Throttles(Protocol):
         """The password was right: forget the attempts counted for the account."""
         ...
 
+    async def check_mail_account(self, account_key: str) -> None:
+        """Count one mail-sending request for the account (email key or user id)."""
+        ...
+
 
 class PasswordRule(Protocol):
     def check(self, password: str, *, email: str, names: Sequence[str]) -> None:
         """Raise :class:`authgate.errors.WeakPassword` for a refused password."""
+        ...
+
+
+class MailSender(Protocol):
+    """Delivers one rendered message (SMTP, or the development outbox)."""
+
+    async def send(self, message: OutgoingMail) -> None:
+        """Deliver or raise :class:`authgate.errors.MailDeliveryFailed`."""
+        ...
+
+
+class MailTemplateRenderer(Protocol):
+    def render(self, purpose: str, context: Mapping[str, object]) -> tuple[str, str, str]:
+        """(subject, text, html) of the mail for ``purpose``."""
         ...
 
 

@@ -12,8 +12,10 @@ from authgate.clock import Clock
 from authgate.domain.emails import lookup_key, parse_email
 from authgate.domain.models import ClientInfo, TokenPair, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
-from authgate.errors import AccountLocked, InvalidCredentials, InvalidInput
+from authgate.errors import AccountLocked, EmailNotVerified, InvalidCredentials, InvalidInput
 from authgate.services.audit import AuditTrail
+from authgate.services.mail_delivery import MailOutbox
+from authgate.services.one_time_tokens import VERIFY
 from authgate.services.password_policy import MAX_PASSWORD_LENGTH, PasswordPolicy
 from authgate.services.sessions import SessionService
 
@@ -29,6 +31,12 @@ class SignUp:
     display_name: str = ""
 
 
+@dataclass(frozen=True)
+class VerificationRequired:
+    """Sign-up under ``EMAIL_VERIFICATION=required``: the account exists and its link
+    is on the way; no session starts until the address is verified."""
+
+
 class AccountService:
     def __init__(
         self,
@@ -41,7 +49,13 @@ class AccountService:
         audit: AuditTrail,
         throttles: Throttles,
         strength: PasswordRule,
+        outbox: MailOutbox | None = None,
+        email_verification: str = "off",
     ) -> None:
+        # Email verification (issue 11): off | optional | required; the outbox
+        # carries the sign-up mail when it is not off.
+        self._outbox = outbox
+        self._verification = email_verification if outbox is not None else "off"
         self._uow = uow
         self._hasher = hasher
         self._sessions = sessions
@@ -51,7 +65,9 @@ class AccountService:
         self._throttles = throttles
         self._strength = strength
 
-    async def sign_up(self, request: SignUp, client: ClientInfo) -> TokenPair:
+    async def sign_up(
+        self, request: SignUp, client: ClientInfo
+    ) -> TokenPair | VerificationRequired:
         await self._throttles.check_ip("auth", client.address or "")
         await self._throttles.check_ip("signup", client.address or "")
         email = parse_email(request.email)
@@ -78,6 +94,11 @@ class AccountService:
         )
         async with self._uow() as uow:
             await uow.users.add(user)  # the unique index decides races: EmailTaken
+            if self._outbox is not None and self._verification != "off":
+                await self._outbox.enqueue(uow, user_id=user.id, purpose=VERIFY, address=user.email)
+            if self._verification == "required":
+                await self._audit.add(uow, self._audit.event("signup", client, user_id=user.id))
+                return VerificationRequired()
             started = await self._sessions.start(uow, user)
             event = self._audit.event(
                 "signup", client, user_id=user.id, session_id=started.session_id
@@ -109,6 +130,14 @@ class AccountService:
         if not await self._hasher.verify(user.password_hash, password):
             await self._refuse(client, "wrong_password", user.id)
         await self._throttles.record_success(key)
+        if self._verification == "required" and not user.email_verified:
+            # After the password check: only the account's owner learns this.
+            await self._audit.record(
+                self._audit.event(
+                    "signin_failed", client, user_id=user.id, reason="email_not_verified"
+                )
+            )
+            raise EmailNotVerified()
         new_hash = None
         # Older argon2 parameters, or an imported seed hash in its argon2id wrapper:
         # re-hashed to plain argon2id in the transaction that starts the session.

@@ -74,6 +74,16 @@ _COUNT_LEGACY_HASHES = (
     select(func.count()).select_from(users).where(users.c.password_hash.like(f"{LEGACY_MARKER}%"))
 )
 
+_CHANGE_EMAIL = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    .values(
+        email=bindparam("b_email", type_=users.c.email.type),
+        email_key=bindparam("b_email_key", type_=users.c.email_key.type),
+        email_verified=True,
+    )
+)
+
 
 class SqlUserRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -132,6 +142,16 @@ class SqlUserRepository:
 
     async def count_legacy_password_hashes(self) -> int:
         return int((await self._conn.execute(_COUNT_LEGACY_HASHES)).scalar_one())
+
+    async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
+        try:
+            await self._conn.execute(
+                _CHANGE_EMAIL,
+                {"b_user_id": user_id, "b_email": email, "b_email_key": email_key},
+            )
+        except IntegrityError:
+            # The unique email_key index: another account took the address meanwhile.
+            raise EmailTaken() from None
 
 
 def _identity(row: Any) -> IdentityRecord:
@@ -304,6 +324,16 @@ _CLEAR_USER_SEALED_COPIES = (
     .values(sealed_for_parent=None)
 )
 
+_REVOKE_OTHER_SESSIONS = (
+    update(sessions)
+    .where(
+        sessions.c.user_id == bindparam("b_user_id"),
+        sessions.c.id != bindparam("b_keep"),
+        sessions.c.revoked_at.is_(None),
+    )
+    .values(**_SESSION_REVOCATION)
+)
+
 
 class SqlSessionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -365,6 +395,14 @@ class SqlSessionRepository:
             _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
         )
         await self._conn.execute(_CLEAR_USER_SEALED_COPIES, {"b_user_id": user_id})
+
+    async def revoke_other_sessions(
+        self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
+    ) -> None:
+        await self._conn.execute(
+            _REVOKE_OTHER_SESSIONS,
+            {"b_user_id": user_id, "b_keep": keep, "b_at": at, "b_reason": reason},
+        )
 
 
 def _token_values(token: RefreshTokenRecord) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from authgate.errors import Unavailable
 from authgate.storage.audit import SqlAuditRepository
 from authgate.storage.id_token_uses import SqlIdTokenUseRepository
+from authgate.storage.mail_outbox import SqlMailOutboxRepository
+from authgate.storage.one_time_tokens import SqlOneTimeTokenRepository
 from authgate.storage.pruning import SqlPruningRepository
 from authgate.storage.repositories import (
     SqlIdentityRepository,
@@ -35,6 +37,8 @@ class SqlUnitOfWork:
     audit: SqlAuditRepository
     id_token_uses: SqlIdTokenUseRepository
     pruning: SqlPruningRepository
+    one_time_tokens: SqlOneTimeTokenRepository
+    mail_outbox: SqlMailOutboxRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -63,6 +67,8 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(self._connection)
         self.id_token_uses = SqlIdTokenUseRepository(self._connection)
         self.pruning = SqlPruningRepository(self._connection)
+        self.one_time_tokens = SqlOneTimeTokenRepository(self._connection)
+        self.mail_outbox = SqlMailOutboxRepository(self._connection)
         return self
 
     async def __aexit__(

@@ -44,7 +44,7 @@ from authgate.throttling.rate import RateLimit
 
 logger = logging.getLogger(__name__)
 
-IpScope = Literal["auth", "signup", "refresh", "revoke"]
+IpScope = Literal["auth", "signup", "refresh", "revoke", "mail"]
 
 DEFAULT_AUTH_PER_IP = RateLimit.parse("100/minute")
 # Offices and universities put many people behind one address: generous enough
@@ -58,8 +58,13 @@ DEFAULT_REFRESH_PER_IP = RateLimit.parse("300/minute")
 # stream of revocations would stall every sign-in and refresh behind it.
 DEFAULT_REVOKE_PER_IP = RateLimit.parse("60/minute")
 DEFAULT_FAILURES_PER_ACCOUNT = RateLimit.parse("10/15 minutes")
+# Requests that send mail (verification resend, forgot password, email change):
+# a mailbox must not be flooded, and the sender's reputation is shared by all.
+DEFAULT_MAIL_PER_IP = RateLimit.parse("20/hour")
+DEFAULT_MAIL_PER_ACCOUNT = RateLimit.parse("5/hour")
 
 _ACCOUNT = "account-failures"
+_MAIL_ACCOUNT = "account-mail"
 
 
 class AuthThrottles:
@@ -73,6 +78,8 @@ class AuthThrottles:
         refresh_per_ip: RateLimit = DEFAULT_REFRESH_PER_IP,
         revoke_per_ip: RateLimit = DEFAULT_REVOKE_PER_IP,
         failures_per_account: RateLimit = DEFAULT_FAILURES_PER_ACCOUNT,
+        mail_per_ip: RateLimit = DEFAULT_MAIL_PER_IP,
+        mail_per_account: RateLimit = DEFAULT_MAIL_PER_ACCOUNT,
     ) -> None:
         self._throttle = throttle
         self.enabled = enabled
@@ -81,8 +88,10 @@ class AuthThrottles:
             "signup": signup_per_ip,
             "refresh": refresh_per_ip,
             "revoke": revoke_per_ip,
+            "mail": mail_per_ip,
         }
         self._account_limit = failures_per_account
+        self._mail_account_limit = mail_per_account
 
     async def check_ip(self, scope: IpScope, address: str) -> None:
         """Count one request from ``address``; TooManyRequests when over the scope's limit."""
@@ -120,6 +129,24 @@ class AuthThrottles:
             )
             locked.lock_started = decision.count == self._account_limit.amount + 1
             raise locked
+
+    async def check_mail_account(self, account_key: str) -> None:
+        """Count one mail-sending request for the account (or the address, for one
+        without an account: the same count either way, so the limit reveals nothing).
+        Fails open like the per-address limits: it sheds load, it guards no secret."""
+        if not self.enabled:
+            return
+        limit = self._mail_account_limit
+        try:
+            decision = await self._throttle.hit(_MAIL_ACCOUNT, account_key, limit)
+        except ThrottleStoreUnavailable as exc:
+            logger.warning("throttle store unavailable; mail limit not applied: %s", exc)
+            return
+        if not decision.allowed:
+            raise TooManyRequests(
+                retry_after_seconds=decision.retry_after_seconds,
+                detail_for_log=f"per-account mail limit ({limit}) reached",
+            )
 
     async def record_success(self, email_key: str) -> None:
         """Forget the account's counted attempts after a correct password."""

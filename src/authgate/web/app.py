@@ -30,8 +30,11 @@ from authgate.logs import route_events_to_stdlib
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.accounts import AccountService
 from authgate.services.audit import AuditTrail
+from authgate.services.email_verification import EmailVerificationService
+from authgate.services.password_confirmation import PasswordConfirmation
 from authgate.services.password_policy import PasswordPolicy
 from authgate.services.password_strength import PasswordStrength
+from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.pruning import PeriodicPruning, PruningService, RetentionPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
@@ -41,8 +44,9 @@ from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from authgate.throttling import AuthThrottles, RateLimit, build_throttle
 from authgate.web import docs, problems
 from authgate.web.container import Container
+from authgate.web.mail_setup import build_mail
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
-from authgate.web.routes import legacy, v1, well_known
+from authgate.web.routes import account, legacy, v1, well_known
 
 logger = logging.getLogger("authgate")
 OPENAPI_URL = "/openapi.json"
@@ -164,6 +168,8 @@ def create_app(
             refresh_per_ip=RateLimit.parse(settings.rate_limit_refresh_per_ip),
             revoke_per_ip=RateLimit.parse(settings.rate_limit_revoke_per_ip),
             failures_per_account=RateLimit.parse(settings.rate_limit_failed_signins_per_account),
+            mail_per_ip=RateLimit.parse(settings.rate_limit_mail_per_ip),
+            mail_per_account=RateLimit.parse(settings.rate_limit_mail_per_account),
         )
         sessions = SessionService(
             uow=uow,
@@ -178,6 +184,31 @@ def create_app(
             throttles=throttles,
             sealer=sealer,
         )
+        mail = build_mail(settings, uow=uow, clock=clock)
+        confirmation = PasswordConfirmation(hasher=hasher, throttles=throttles, audit=audit)
+        email_verification = EmailVerificationService(
+            uow=uow,
+            outbox=mail.outbox,
+            tokens=mail.tokens,
+            confirmation=confirmation,
+            throttles=throttles,
+            audit=audit,
+            clock=clock,
+            mode=settings.email_verification,
+        )
+        passwords = PasswordLifecycleService(
+            uow=uow,
+            outbox=mail.outbox,
+            tokens=mail.tokens,
+            hasher=hasher,
+            policy=PasswordPolicy(min_length=settings.password_min_length),
+            strength=PasswordStrength(min_score=settings.password_min_strength),
+            throttles=throttles,
+            audit=audit,
+            clock=clock,
+            confirmation=confirmation,
+            reset_enabled=settings.password_reset_enabled,
+        )
         accounts = AccountService(
             uow=uow,
             hasher=hasher,
@@ -187,6 +218,8 @@ def create_app(
             audit=audit,
             throttles=throttles,
             strength=PasswordStrength(min_score=settings.password_min_strength),
+            outbox=mail.outbox,
+            email_verification=settings.email_verification,
         )
         provider_accounts = ProviderAccountService(
             uow=uow,
@@ -204,6 +237,9 @@ def create_app(
             accounts=accounts,
             sessions=sessions,
             provider_accounts=provider_accounts,
+            email_verification=email_verification,
+            passwords=passwords,
+            mail=mail.delivery,
             jwks_body=jwks_json(key_set),
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
             schema_revision=head_revision(),
@@ -221,12 +257,21 @@ def create_app(
         periodic_pruning = asyncio.create_task(
             PeriodicPruning(pruning).run_forever(), name="authgate-periodic-pruning"
         )
+        # The mail drainer: woken after each commit that queued mail, polls otherwise.
+        mail_task = asyncio.create_task(mail.delivery.run(), name="authgate-mail")
         try:
             yield
         finally:
             periodic_pruning.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await periodic_pruning
+            mail.delivery.stop()
+            try:
+                # The mail in hand finishes (an SMTP timeout at most); what is left
+                # stays queued for the next start or another instance.
+                await asyncio.wait_for(mail_task, timeout=settings.smtp_timeout_seconds + 5)
+            except TimeoutError:
+                logger.warning("mail drainer did not stop in time")
             hasher.close()
             await http.aclose()
             await throttle.close()
@@ -254,7 +299,7 @@ def create_app(
     # matcher, which cost every request ~13 us, a tenth of a token check. The
     # module routers already carry their prefixes and tags, so their APIRoute
     # objects stand on their own; the OpenAPI schema is the same.
-    for module_router in (legacy.router, well_known.router, v1.router):
+    for module_router in (legacy.router, well_known.router, v1.router, account.router):
         app.router.routes.extend(module_router.routes)
     if settings.docs_on:
         docs.install(app, openapi_url=OPENAPI_URL)

@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authgate.clock import Clock
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.services.accounts import AccountService
+from authgate.services.email_verification import EmailVerificationService
+from authgate.services.mail_delivery import MailDelivery
+from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
 
@@ -21,6 +24,10 @@ class Container:
     accounts: AccountService
     sessions: SessionService
     provider_accounts: ProviderAccountService
+    # Account lifecycle (issue 11).
+    email_verification: EmailVerificationService
+    passwords: PasswordLifecycleService
+    mail: MailDelivery
     jwks_body: bytes
     jwks_max_age_seconds: int
     # The migration the code expects; /readyz is not ready until the database is at it.

@@ -11,6 +11,8 @@ from fastapi import Depends, Request
 
 from authgate.domain.models import ClientInfo
 from authgate.services.accounts import AccountService
+from authgate.services.email_verification import EmailVerificationService
+from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
 from authgate.web.container import Container
@@ -36,6 +38,18 @@ async def _provider_accounts(request: Request) -> ProviderAccountService:
     return container.provider_accounts
 
 
+async def _email_verification(request: Request) -> EmailVerificationService:
+    container: Container = request.app.state.container
+    return container.email_verification
+
+
+async def _passwords(request: Request) -> PasswordLifecycleService:
+    container: Container = request.app.state.container
+    return container.passwords
+
+
+EmailVerification = Annotated[EmailVerificationService, Depends(_email_verification)]
+Passwords = Annotated[PasswordLifecycleService, Depends(_passwords)]
 AppContainer = Annotated[Container, Depends(_container)]
 ProviderAccounts = Annotated[ProviderAccountService, Depends(_provider_accounts)]
 Accounts = Annotated[AccountService, Depends(_accounts)]

@@ -30,6 +30,7 @@ _STATUS: tuple[tuple[type[errors.AuthError], int], ...] = (
     (errors.Conflict, 409),
     (errors.NotFound, 404),
     (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
     (errors.TooManyRequests, 429),
     (errors.Unavailable, 503),
 )

@@ -7,6 +7,7 @@ import json
 from fastapi import Response
 
 from authgate.domain.models import TokenPair
+from authgate.services.accounts import VerificationRequired
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -32,6 +33,15 @@ def token_response(pair: TokenPair) -> Response:
             "expiresIn": pair.expires_in,
         }
     )
+
+
+def sign_up_response(outcome: TokenPair | VerificationRequired) -> Response:
+    """Tokens, or 202 when EMAIL_VERIFICATION=required holds the session back."""
+    if isinstance(outcome, VerificationRequired):
+        response = private_json({"emailVerificationRequired": True})
+        response.status_code = 202
+        return response
+    return token_response(outcome)
 
 
 def private(response: Response) -> None:

@@ -122,3 +122,34 @@ class SecureResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
+
+
+# --- Account lifecycle (issue 11): verification, reset, password and email change ---
+OneTimeTokenText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class EmailVerifyRequest(_Body):
+    token: OneTimeTokenText
+
+
+class PasswordForgotRequest(_Body):
+    email: Email
+
+
+class PasswordResetRequest(_Body):
+    token: OneTimeTokenText
+    password: Password
+
+
+class PasswordChangeRequest(_Body):
+    currentPassword: Password
+    newPassword: Password
+
+
+class EmailChangeRequest(_Body):
+    newEmail: Email
+    password: Password
+
+
+class SignUpPendingResponse(BaseModel):
+    emailVerificationRequired: bool = True

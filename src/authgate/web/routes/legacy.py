@@ -11,13 +11,14 @@ from fastapi import APIRouter, Request, Response
 from authgate.domain.emails import lookup_key
 from authgate.web.deps import Accounts, Client, Sessions
 from authgate.web.guard import CurrentClaims, authenticate
-from authgate.web.responses import private_json, token_response
+from authgate.web.responses import private_json, sign_up_response, token_response
 from authgate.web.schemas import (
     CredentialsSignIn,
     EmptyResponse,
     LegacyRefreshRequest,
     LegacyRegister,
     SecureResponse,
+    SignUpPendingResponse,
     TokenResponse,
 )
 
@@ -54,10 +55,13 @@ async def refresh_token(body: LegacyRefreshRequest, sessions: Sessions, client: 
     return token_response(pair)
 
 
-@router.post("/register", response_model=TokenResponse)
+@router.post(
+    "/register",
+    response_model=TokenResponse,
+    responses={202: {"model": SignUpPendingResponse, "description": "EMAIL_VERIFICATION=required"}},
+)
 async def register(body: LegacyRegister, accounts: Accounts, client: Client) -> Response:
-    pair = await accounts.sign_up(body.to_sign_up(), client)
-    return token_response(pair)
+    return sign_up_response(await accounts.sign_up(body.to_sign_up(), client))
 
 
 @router.post("/login", response_model=TokenResponse)

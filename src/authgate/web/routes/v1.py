@@ -8,7 +8,7 @@ from authgate.errors import AccountNotFound
 from authgate.services.provider_accounts import ProviderNames
 from authgate.web.deps import Accounts, Client, ProviderAccounts, Sessions
 from authgate.web.guard import CurrentClaims
-from authgate.web.responses import private, token_response
+from authgate.web.responses import private, sign_up_response, token_response
 from authgate.web.schemas import (
     CredentialsSignIn,
     CredentialsSignUp,
@@ -17,6 +17,7 @@ from authgate.web.schemas import (
     ProviderSignIn,
     ProviderSignUp,
     RefreshRequest,
+    SignUpPendingResponse,
     TokenResponse,
 )
 
@@ -54,10 +55,13 @@ async def revoke(body: RefreshRequest, sessions: Sessions, client: Client) -> Em
     return EmptyResponse()
 
 
-@router.post("/signup/credentials", response_model=TokenResponse)
+@router.post(
+    "/signup/credentials",
+    response_model=TokenResponse,
+    responses={202: {"model": SignUpPendingResponse, "description": "EMAIL_VERIFICATION=required"}},
+)
 async def sign_up(body: CredentialsSignUp, accounts: Accounts, client: Client) -> Response:
-    pair = await accounts.sign_up(body.to_sign_up(), client)
-    return token_response(pair)
+    return sign_up_response(await accounts.sign_up(body.to_sign_up(), client))
 
 
 @router.post("/auth/credentials", response_model=TokenResponse)
