@@ -181,6 +181,7 @@ def test_production_refuses_a_missing_or_exposed_server_secret(tmp_path: Path) -
         "JWT_PRIVATE_KEY_PATH": str(keys / "jwt-private.pem"),
         "JWT_PUBLIC_KEY_PATH": str(keys / "jwt-public.pem"),
         "PUBLIC_URL": "https://auth.example.test",
+        "SMTP_HOST": "127.0.0.1",
     }
     missing = _serve_fails(tmp_path, **production)
     assert "SECRET_KEY / SECRET_KEY_PATH" in missing
