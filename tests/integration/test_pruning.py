@@ -417,3 +417,73 @@ async def test_maintenance_marker_is_shared_per_task(
     async with engine.connect() as connection:
         rows = (await connection.execute(text("SELECT task FROM maintenance_runs"))).all()
     assert sorted(row[0] for row in rows) == ["other-task", "prune"]
+
+
+async def test_expired_one_time_tokens_and_finished_mail_go(
+    rows: Rows, engine: AsyncEngine, clock: FrozenClock, database_url: URL
+) -> None:
+    from authgate.storage.tables import mail_outbox, one_time_tokens
+
+    now = rows.now
+
+    async def one_time_token(expires: timedelta, *, used: bool = False) -> UUID:
+        token_id = uuid.uuid4()
+        await rows._insert(
+            one_time_tokens,
+            id=token_id,
+            user_id=rows.user_id,
+            purpose="reset",
+            token_hash=uuid.uuid4().hex * 2,
+            email=None,
+            created_at=now + expires - timedelta(minutes=30),
+            expires_at=now + expires,
+            used_at=now + expires - timedelta(minutes=1) if used else None,
+        )
+        return token_id
+
+    async def mail(created: timedelta, sent: timedelta | None) -> UUID:
+        mail_id = uuid.uuid4()
+        await rows._insert(
+            mail_outbox,
+            id=mail_id,
+            user_id=rows.user_id,
+            purpose="verify",
+            address=None,
+            created_at=now + created,
+            attempts=0 if sent is None else 1,
+            next_attempt_at=now + created,
+            locked_until=None,
+            sent_at=None if sent is None else now + sent,
+            last_error=None,
+        )
+        return mail_id
+
+    expired = await one_time_token(-timedelta(minutes=1))
+    used_and_expired = await one_time_token(-DAY, used=True)
+    live = await one_time_token(timedelta(minutes=20))
+    used_but_live = await one_time_token(timedelta(minutes=20), used=True)
+    sent_long_ago = await mail(-40 * DAY, -40 * DAY)
+    sent_recently = await mail(-DAY, -DAY)
+    abandoned = await mail(-40 * DAY, None)
+    abandoned_recently = await mail(-3 * DAY, None)
+    still_retrying = await mail(-timedelta(hours=3), None)
+
+    report = await _service(engine, clock).run()
+
+    assert (report.one_time_tokens, report.mail) == (2, 2)
+    assert expired not in await _ids(database_url, "one_time_tokens")
+    assert used_and_expired not in await _ids(database_url, "one_time_tokens")
+    assert await _ids(database_url, "one_time_tokens") == {live, used_but_live}
+    assert sent_long_ago not in await _ids(database_url, "mail_outbox")
+    assert abandoned not in await _ids(database_url, "mail_outbox")
+    assert await _ids(database_url, "mail_outbox") == {
+        sent_recently,
+        abandoned_recently,
+        still_retrying,
+    }
+
+    # Retention 0: sent mail goes at once, and so does mail given up on (queued
+    # over two days ago); mail still within its retry schedule stays.
+    zero = await _service(engine, clock, session_retention_days=0).run()
+    assert zero.mail == 2
+    assert await _ids(database_url, "mail_outbox") == {still_retrying}

@@ -180,6 +180,17 @@ class PruningRepository(Protocol):
         self, *, expired_before: datetime, limit: int
     ) -> int: ...
 
+    async def delete_expired_one_time_tokens(
+        self, *, expired_before: datetime, limit: int
+    ) -> int: ...
+
+    async def delete_finished_mail(
+        self, *, sent_before: datetime, abandoned_before: datetime, limit: int
+    ) -> int:
+        """Mail sent before ``sent_before``, and mail never sent that was queued
+        before ``abandoned_before`` (the drainer has given up on it)."""
+        ...
+
     async def delete_audit_events(self, *, occurred_before: datetime, limit: int) -> int: ...
 
     async def claim_run(self, task: str, *, now: datetime, last_run_before: datetime) -> bool:

@@ -2,7 +2,8 @@
 
 Deletes, after their retention: sessions that ended (revoked, past their absolute
 lifetime, or idle-expired) with their tokens; rotated tokens that expired, from
-live sessions too; ID-token replay records past their ``exp``; audit events.
+live sessions too; ID-token replay records past their ``exp``; one-time tokens
+past their expiry; mail sent (or given up on) long enough ago; audit events.
 Clears sealed successors whose reuse leeway has passed. Each step runs in bounded
 batches, one short transaction each, so a large backlog never holds locks long.
 
@@ -37,6 +38,9 @@ RECENT_RUN_SECONDS = 3000
 # The first run waits a little after start-up, so a fleet restarting together
 # does not prune together, and a process that lives a minute never prunes.
 FIRST_RUN_DELAY_SECONDS = 120
+# Unsent mail older than this was given up on: the drainer's whole retry schedule
+# (backoff capped at an hour, MAIL_MAX_ATTEMPTS tries) fits well inside it.
+ABANDONED_MAIL_AGE = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class PruneReport:
     refresh_tokens: int = 0
     sealed_copies: int = 0
     id_token_uses: int = 0
+    one_time_tokens: int = 0
+    mail: int = 0
     audit_events: int = 0
 
     def lines(self) -> list[str]:
@@ -113,6 +119,15 @@ class PruningService:
         id_tokens = await self._batches(
             lambda repo, limit: repo.delete_expired_id_token_uses(expired_before=now, limit=limit)
         )
+        one_time = await self._batches(
+            lambda repo, limit: repo.delete_expired_one_time_tokens(expired_before=now, limit=limit)
+        )
+        abandoned_before = min(ended_before, now - ABANDONED_MAIL_AGE)
+        mail = await self._batches(
+            lambda repo, limit: repo.delete_finished_mail(
+                sent_before=ended_before, abandoned_before=abandoned_before, limit=limit
+            )
+        )
         audit_before = now - timedelta(days=policy.audit_retention_days)
         audit = await self._batches(
             lambda repo, limit: repo.delete_audit_events(occurred_before=audit_before, limit=limit)
@@ -122,6 +137,8 @@ class PruningService:
             refresh_tokens=tokens,
             sealed_copies=sealed,
             id_token_uses=id_tokens,
+            one_time_tokens=one_time,
+            mail=mail,
             audit_events=audit,
         )
 

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from authgate.storage.tables import (
     audit_events,
     id_token_uses,
+    mail_outbox,
     maintenance_runs,
+    one_time_tokens,
     refresh_tokens,
     sessions,
 )
@@ -86,6 +88,30 @@ _DELETE_ID_TOKEN_USES = delete(id_token_uses).where(
     id_token_uses.c.token_hash.in_(bindparam("ids", expanding=True))
 )
 
+# A one-time token past its expiry opens nothing: used or not, it can go.
+_EXPIRED_ONE_TIME_TOKENS = (
+    select(one_time_tokens.c.id)
+    .where(one_time_tokens.c.expires_at <= bindparam("before"))
+    .limit(bindparam("limit"))
+)
+_DELETE_ONE_TIME_TOKENS = delete(one_time_tokens).where(
+    one_time_tokens.c.id.in_(bindparam("ids", expanding=True))
+)
+
+# Mail sent before the retention, and mail the drainer gave up on (queued before
+# ``abandoned_before``, far beyond its retry schedule) without sending it.
+_FINISHED_MAIL = (
+    select(mail_outbox.c.id)
+    .where(mail_outbox.c.sent_at <= bindparam("before"))
+    .limit(bindparam("limit"))
+)
+_ABANDONED_MAIL = (
+    select(mail_outbox.c.id)
+    .where(mail_outbox.c.sent_at.is_(None), mail_outbox.c.created_at <= bindparam("before"))
+    .limit(bindparam("limit"))
+)
+_DELETE_MAIL = delete(mail_outbox).where(mail_outbox.c.id.in_(bindparam("ids", expanding=True)))
+
 _OLD_AUDIT_EVENTS = (
     select(audit_events.c.id)
     .where(audit_events.c.occurred_at < bindparam("before"))
@@ -143,6 +169,18 @@ class SqlPruningRepository:
     async def delete_expired_id_token_uses(self, *, expired_before: datetime, limit: int) -> int:
         ids = await self._ids(_EXPIRED_ID_TOKEN_USES, expired_before, limit)
         return await self._delete(_DELETE_ID_TOKEN_USES, ids)
+
+    async def delete_expired_one_time_tokens(self, *, expired_before: datetime, limit: int) -> int:
+        ids = await self._ids(_EXPIRED_ONE_TIME_TOKENS, expired_before, limit)
+        return await self._delete(_DELETE_ONE_TIME_TOKENS, ids)
+
+    async def delete_finished_mail(
+        self, *, sent_before: datetime, abandoned_before: datetime, limit: int
+    ) -> int:
+        ids = await self._ids(_FINISHED_MAIL, sent_before, limit)
+        if len(ids) < limit:
+            ids += await self._ids(_ABANDONED_MAIL, abandoned_before, limit - len(ids))
+        return await self._delete(_DELETE_MAIL, ids)
 
     async def delete_audit_events(self, *, occurred_before: datetime, limit: int) -> int:
         ids = await self._ids(_OLD_AUDIT_EVENTS, occurred_before, limit)
