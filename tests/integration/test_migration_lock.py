@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -98,3 +99,21 @@ def test_lock_names_are_per_database_and_fit_mysql_limit() -> None:
     long_names = {migration_lock_name("x" * 64), migration_lock_name("y" * 64)}
     assert len(long_names) == 2
     assert all(len(name) <= 64 for name in long_names)
+
+
+async def _fail_then_try_the_lock(url: URL) -> object:
+    engine = create_engine(url, pool_size=1)
+    other = create_async_engine(url)
+    try:
+        with pytest.raises(CommandError):
+            await upgrade(engine, "no-such-revision")
+        async with other.connect() as connection:
+            name = migration_lock_name(url.database)
+            return await connection.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": name})
+    finally:
+        await engine.dispose()
+        await other.dispose()
+
+
+def test_a_failed_migration_releases_the_lock(fresh_mariadb: URL) -> None:
+    assert asyncio.run(_fail_then_try_the_lock(fresh_mariadb)) == 1

@@ -7,6 +7,7 @@ done, find the schema at head and do nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from typing import Any
@@ -69,8 +70,13 @@ async def upgrade(
         try:
             async with connection.begin():
                 await connection.run_sync(run)
-        finally:
-            await _unlock(connection)
+        except BaseException:
+            # Report the migration's failure, not the unlock's: with the
+            # connection lost, the server has dropped the lock already.
+            with contextlib.suppress(Exception):
+                await _unlock(connection)
+            raise
+        await _unlock(connection)
 
 
 def migration_lock_name(database: str | None) -> str:
