@@ -51,3 +51,9 @@ def test_the_log_gets_the_driver_s_words_and_the_client_nothing_more() -> None:
     error = unavailable(OperationalError("SELECT 1", {}, DriverError(2003, "refused")))
     assert error.detail_for_log == "database: DriverError(2003, 'refused')"
     assert "refused" not in error.message
+
+
+def test_an_exhausted_pool_says_so_in_the_log() -> None:
+    error = unavailable(PoolTimeout("QueuePool limit of size 1 overflow 0 reached"))
+    assert error.detail_for_log is not None
+    assert error.detail_for_log.startswith("database pool: ")

@@ -47,4 +47,7 @@ def describe(exc: BaseException) -> str:
 
 
 def unavailable(exc: BaseException, message: str | None = None) -> Unavailable:
+    if isinstance(exc, PoolTimeout):
+        # Every pooled connection stayed busy past the pool timeout: overload.
+        return Unavailable(message, detail_for_log=f"database pool: {exc}")
     return Unavailable(message, detail_for_log=f"database: {describe(exc)}")
