@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     mysql_password: str = ""
     mysql_database: str = "authgate"
     db_pool_size: PositiveInt = 10
+    # MySQL/MariaDB: the whole connect (TCP and handshake) must finish in this time,
+    # or the request is answered 503 instead of waiting on a server that never answers.
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # How long a request waits for a pooled connection when all are in use. A
+    # failed connect does not wake the waiters (SQLAlchemy's pool), so with the
+    # database down this is how long requests past the pool's size wait for their 503.
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     auto_migrate: bool = True
 
     authgate_data_dir: Path = Path(".authgate")

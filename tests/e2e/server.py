@@ -46,7 +46,22 @@ class RunningServer:
     process: subprocess.Popen[str]
     log_path: Path
 
-    def log(self) -> str:
+    def log(self, settle_seconds: float = 0.3) -> str:
+        """The server's output so far.
+
+        The server writes its log from a background thread, a moment after the
+        request that caused a line has been answered: while it runs, wait until
+        the file has stopped growing for ``settle_seconds`` (10 s at most).
+        """
+        if self.process.poll() is None:
+            deadline = time.monotonic() + 10
+            size = -1
+            while time.monotonic() < deadline:
+                current = self.log_path.stat().st_size
+                if current == size:
+                    break
+                size = current
+                time.sleep(settle_seconds)
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 

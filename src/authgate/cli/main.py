@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log_development_warnings(settings, logger)
     url = settings.effective_database_url
     if settings.auto_migrate:
-        asyncio.run(upgrade_url(url))
+        asyncio.run(upgrade_url(url, connect_timeout=settings.db_connect_timeout_seconds))
         logger.info("database %s is at the latest migration", url.render_as_string())
     elif is_sqlite(url):
         logger.info("AUTO_MIGRATE=false: not migrating %s", url.render_as_string())
@@ -99,7 +99,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         sys.stdout.write(offline_sql(url))
         return 0
     _configure_logging(settings)
-    asyncio.run(upgrade_url(url))
+    asyncio.run(upgrade_url(url, connect_timeout=settings.db_connect_timeout_seconds))
     logger.info("database %s is at the latest migration", url.render_as_string())
     return 0
 

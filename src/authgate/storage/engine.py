@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,19 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authgate.private_files import create_private_file, make_private_directory
+from authgate.storage.faults import is_transport_gone
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# DB_CONNECT_TIMEOUT_SECONDS: the whole MariaDB connect (TCP and handshake).
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+# DB_POOL_TIMEOUT_SECONDS: how long a request waits for a pooled connection when
+# all are in use (SQLAlchemy's default is 30 s). A connect that fails does not wake
+# the requests waiting for a slot, so with the database down the requests beyond
+# the pool's size each wait this long for their 503. Together with the connect
+# timeout it bounds every request: at most pool timeout + connect timeout.
+DEFAULT_POOL_TIMEOUT_SECONDS = 10.0
+# asyncmy.constants.CR.CR_CONN_HOST_ERROR: "Can't connect to MySQL server".
+_CR_CONN_HOST_ERROR = 2003
 
 
 def is_sqlite(url: URL) -> bool:
@@ -32,13 +45,21 @@ def ensure_sqlite_directory(url: URL) -> None:
         create_private_file(path)
 
 
-def create_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: URL,
+    *,
+    pool_size: int = 10,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT_SECONDS,
+) -> AsyncEngine:
     if is_sqlite(url):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, pool_timeout=pool_timeout)
     return create_async_engine(
         url,
+        async_creator=_bounded_connect(url, timeout=connect_timeout),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         # No pre-ping: it is a round trip on every checkout (a refresh makes five).
         # A connection broken by a server restart fails its request with 503 and is
         # discarded by the pool; recycling keeps idle connections under wait_timeout.
@@ -53,7 +74,43 @@ def create_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def _sqlite_engine(url: URL) -> AsyncEngine:
+def _bounded_connect(url: URL, *, timeout: float) -> Callable[[], Awaitable[Any]]:
+    """asyncmy's connect, bounded in time, failing only with driver errors.
+
+    asyncmy's own ``connect_timeout`` covers the TCP connect but not the handshake:
+    a server (or a proxy in front of it) that accepts and never answers held each
+    request forever. A connect that fails on a reset socket could also raise a bare
+    RuntimeError, which SQLAlchemy passes through unwrapped (a 500). Both become
+    the driver's OperationalError, which SQLAlchemy wraps like any failed connect.
+    """
+    import asyncmy
+    from asyncmy.errors import OperationalError
+
+    # The arguments SQLAlchemy itself would pass (URL query options included).
+    cargs, cparams = url.get_dialect()().create_connect_args(url)
+
+    async def connect() -> Any:
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncmy.connect(*cargs, **cparams)
+        except TimeoutError as exc:
+            raise OperationalError(
+                _CR_CONN_HOST_ERROR,
+                f"Can't connect to MySQL server on {url.host!r} "
+                f"(no answer within {timeout:g} s: DB_CONNECT_TIMEOUT_SECONDS)",
+            ) from exc
+        except RuntimeError as exc:
+            if not is_transport_gone(exc):
+                raise
+            raise OperationalError(
+                _CR_CONN_HOST_ERROR,
+                f"Can't connect to MySQL server on {url.host!r} (connection closed by peer)",
+            ) from exc
+
+    return connect
+
+
+def _sqlite_engine(url: URL, *, pool_timeout: float) -> AsyncEngine:
     ensure_sqlite_directory(url)
     engine = create_async_engine(
         url,
@@ -68,6 +125,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         # may hold a unit of work open while opening another: it would wait forever.
         pool_size=1,
         max_overflow=0,
+        pool_timeout=pool_timeout,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

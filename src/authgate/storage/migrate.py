@@ -1,7 +1,14 @@
-"""Apply migrations (``authgate migrate``, and ``serve`` at start) or print their DDL."""
+"""Apply migrations (``authgate migrate``, and ``serve`` at start) or print their DDL.
+
+Several instances may start at once on one empty database: each runs the
+migrations under a database lock, so one migrates and the others, once it is
+done, find the schema at head and do nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import logging
 import re
@@ -11,12 +18,26 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from authgate.storage.engine import create_engine
+from authgate.errors import Unavailable
+from authgate.storage.engine import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    create_engine,
+    is_sqlite,
+)
 
 SCRIPT_LOCATION = "authgate.storage:migrations"
+# How long an instance waits for another one's migrations before giving up. Long:
+# a migration that rewrites a large table takes minutes, and giving up early would
+# stop an instance that could have started.
+MIGRATION_LOCK_TIMEOUT_SECONDS = 600
+
+
+class MigrationLockTimeout(Unavailable):
+    """Another instance held the migration lock for longer than we wait."""
 
 
 def _config(url: URL | None = None, *, stdout: Any = None) -> Config:
@@ -52,19 +73,74 @@ def _primary_key_notes_silenced() -> Iterator[None]:
         driver_log.removeFilter(note_filter)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(
+    engine: AsyncEngine,
+    revision: str = "head",
+    *,
+    lock_timeout_seconds: int = MIGRATION_LOCK_TIMEOUT_SECONDS,
+) -> None:
     def run(sync_connection: Any) -> None:
         config = _config()
         config.attributes["connection"] = sync_connection
         command.upgrade(config, revision)
 
     with _primary_key_notes_silenced():
-        async with engine.begin() as connection:
-            await connection.run_sync(run)
+        if is_sqlite(engine.url):
+            # Every transaction starts with BEGIN IMMEDIATE (storage.engine): the first
+            # instance holds SQLite's write lock for the whole upgrade, and the others
+            # wait for it (busy timeout) before they read alembic_version.
+            async with engine.begin() as connection:
+                await connection.run_sync(run)
+            return
+        async with engine.connect() as connection:
+            await _lock(connection, lock_timeout_seconds)
+            try:
+                async with connection.begin():
+                    await connection.run_sync(run)
+            except BaseException:
+                # Report the migration's failure, not the unlock's: with the
+                # connection lost, the server has dropped the lock already.
+                with contextlib.suppress(Exception):
+                    await _unlock(connection)
+                raise
+            await _unlock(connection)
 
 
-async def upgrade_url(url: URL) -> None:
-    engine = create_engine(url, pool_size=1)
+def migration_lock_name(database: str | None) -> str:
+    """One lock per database (GET_LOCK names are server-wide), within MySQL's 64
+    characters."""
+    name = f"authgate_migrate:{database or ''}"
+    if len(name) <= 64:
+        return name
+    return "authgate_migrate:" + hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+async def _lock(connection: AsyncConnection, timeout_seconds: int) -> None:
+    # GET_LOCK belongs to the session, not to a transaction: held across the
+    # migrations' DDL (which MySQL commits implicitly), released by RELEASE_LOCK
+    # below or by the server when this connection ends, even if we die.
+    name = migration_lock_name(connection.engine.url.database)
+    acquired = await connection.scalar(
+        text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout_seconds}
+    )
+    await connection.commit()
+    if acquired != 1:
+        raise MigrationLockTimeout(
+            f"another instance has been migrating the database for over {timeout_seconds} s "
+            f"(lock {name!r}); start again once it has finished"
+        )
+
+
+async def _unlock(connection: AsyncConnection) -> None:
+    name = migration_lock_name(connection.engine.url.database)
+    await connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    await connection.commit()
+
+
+async def upgrade_url(
+    url: URL, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+) -> None:
+    engine = create_engine(url, pool_size=1, connect_timeout=connect_timeout)
     try:
         await upgrade(engine)
     finally:

@@ -11,12 +11,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from authgate.errors import Unavailable
 from authgate.storage.audit import SqlAuditRepository
+from authgate.storage.faults import is_database_outage, unavailable
 from authgate.storage.id_token_uses import SqlIdTokenUseRepository
 from authgate.storage.mail_outbox import SqlMailOutboxRepository
 from authgate.storage.one_time_tokens import SqlOneTimeTokenRepository
@@ -53,14 +51,13 @@ class SqlUnitOfWork:
         try:
             self._connection = await self._engine.connect()
             self._transaction = await self._connection.begin()
-        except DBAPIError as exc:
+        except Exception as exc:
+            # Refused, reset, timed out, or every pooled connection stayed busy past
+            # the pool timeout (overload): 503 with Retry-After, not 500.
             await self._close()
-            raise Unavailable(detail_for_log=f"database: {exc.orig!r}") from exc
-        except PoolTimeout as exc:
-            # Every pooled connection stayed busy past the pool timeout: overload,
-            # answered 503 with Retry-After like any unavailable database, not 500.
-            await self._close()
-            raise Unavailable(detail_for_log=f"database pool: {exc}") from exc
+            if is_database_outage(exc):
+                raise unavailable(exc) from exc
+            raise
         self.users = SqlUserRepository(self._connection)
         self.identities = SqlIdentityRepository(self._connection)
         self.sessions = SqlSessionRepository(self._connection)
@@ -84,19 +81,30 @@ class SqlUnitOfWork:
                 await self._transaction.commit()
             else:
                 await self._transaction.rollback()
-        except DBAPIError as db_error:
-            raise Unavailable(detail_for_log=f"database: {db_error.orig!r}") from db_error
+        except Exception as end_error:
+            if is_database_outage(end_error):
+                # The connection died at COMMIT or ROLLBACK: an outage like any other.
+                raise unavailable(end_error) from end_error
+            raise
         finally:
             await self._close()
         if exc_type is None:
             _run_after_commit(self._after_commit)
-        if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError):
-            raise Unavailable(detail_for_log=f"database: {exc.orig!r}") from exc
+        if exc is not None and is_database_outage(exc):
+            raise unavailable(exc) from exc
 
     async def _close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.close()
+        except Exception as exc:
+            # Returning a broken connection to the pool only discards it; the
+            # request's outcome is already decided above.
+            if not is_database_outage(exc):
+                raise
+            logger.debug("closing a broken database connection: %r", exc)
 
 
 def _run_after_commit(callbacks: list[Callable[[], None]]) -> None:

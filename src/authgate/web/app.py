@@ -125,7 +125,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
         hasher = Argon2PasswordHasher(
             Argon2Parameters(
                 time_cost=settings.password_hash_time_cost,

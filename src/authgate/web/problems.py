@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import ExceptionHandler
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from authgate import errors
 
@@ -136,6 +136,42 @@ async def _on_unexpected(_request: Request, exc: Exception) -> Response:
     return problem(500, "internal_error", "An unexpected error occurred.")
 
 
+class UnexpectedErrorBoundary:
+    """Answers a bug with the 500 problem and lets the exception go no further.
+
+    Starlette's own last resort (``ServerErrorMiddleware``, which calls
+    ``_on_unexpected`` too) re-raises after answering, for the server to log; and
+    uvicorn closes the connection of any request whose app raised, even though the
+    500 was sent, so every 500 also cost the client its keep-alive connection (a
+    request already sent on it saw a reset). Installed just outside the exception
+    handlers, so it sees only what none of them handles. A response already
+    started cannot be finished honestly: that one is re-raised and closed.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _on_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     # Starlette types handlers as taking any Exception; each is registered for
     # exactly the class it accepts.
@@ -143,3 +179,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, cast(ExceptionHandler, _on_validation_error))
     app.add_exception_handler(StarletteHTTPException, cast(ExceptionHandler, _on_http_error))
     app.add_exception_handler(Exception, _on_unexpected)
+    # Added before any other middleware, so it runs innermost of them: right
+    # outside the exception handlers above.
+    app.add_middleware(UnexpectedErrorBoundary)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 
 from authgate.errors import Unavailable
+from authgate.storage.faults import is_database_outage
 from authgate.web.deps import AppContainer
 from authgate.web.schemas import HealthResponse
 
@@ -35,7 +36,10 @@ async def readyz(container: AppContainer) -> HealthResponse:
             revision = result.scalar()
     except Exception as exc:
         # Unreachable, or reachable but never migrated (AUTO_MIGRATE=false): either
-        # way every request would fail, so a load balancer must not send any.
+        # way every request would fail, so a load balancer must not send any. Any
+        # other exception is a bug and stays one (500).
+        if not is_database_outage(exc):
+            raise
         raise Unavailable(
             "The database is not reachable or not migrated.", detail_for_log=repr(exc)
         ) from None

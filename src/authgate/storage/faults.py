@@ -1,0 +1,53 @@
+"""Which exceptions mean "the database cannot be reached right now".
+
+Those are answered 503 with ``Retry-After`` (a client or load balancer retries);
+anything else from the storage layer is a bug and stays a 500. The web layer never
+sees driver exceptions: the unit of work, ``/readyz`` and the CLI classify them here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from authgate.errors import Unavailable
+
+# asyncmy (connection.pyx, _set_keep_alive/_set_nodelay) raises a bare RuntimeError
+# with exactly this text when the server reset the connection between the TCP
+# connect and the first socket option: uvloop has already dropped the closed
+# socket from the transport. Seen when MariaDB is killed under load.
+ASYNCMY_TRANSPORT_GONE = "Transport does not expose socket instance"
+
+
+def is_transport_gone(exc: BaseException) -> bool:
+    """asyncmy's connect-time RuntimeError, and no other RuntimeError."""
+    return type(exc) is RuntimeError and str(exc) == ASYNCMY_TRANSPORT_GONE
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached or stopped answering.
+
+    Covers driver errors wrapped by SQLAlchemy (``DBAPIError``: lost connection,
+    refused, reset, read timeout, server gone), an exhausted pool (``PoolTimeout``),
+    socket errors that escaped the driver unwrapped (``OSError``, which includes
+    ``ConnectionError`` and, since Python 3.11, ``asyncio.TimeoutError``) and
+    asyncmy's transport ``RuntimeError``. A unique-key violation is not an outage:
+    the repositories turn it into a domain error, and one that escapes is a bug.
+    """
+    if isinstance(exc, IntegrityError):
+        return False
+    return isinstance(exc, DBAPIError | PoolTimeout | OSError) or is_transport_gone(exc)
+
+
+def describe(exc: BaseException) -> str:
+    """The driver's own words for the log (never shown to clients)."""
+    if isinstance(exc, DBAPIError):
+        return repr(exc.orig)
+    return repr(exc)
+
+
+def unavailable(exc: BaseException, message: str | None = None) -> Unavailable:
+    if isinstance(exc, PoolTimeout):
+        # Every pooled connection stayed busy past the pool timeout: overload.
+        return Unavailable(message, detail_for_log=f"database pool: {exc}")
+    return Unavailable(message, detail_for_log=f"database: {describe(exc)}")
