@@ -174,3 +174,40 @@ async def test_the_token_is_made_at_send_time_and_supersedes_the_older_one() -> 
     by_hash = {t.token_hash: t for t in store.one_time_tokens.values()}
     assert by_hash[hash_one_time_token(first)].used_at is not None  # superseded
     assert by_hash[hash_one_time_token(second)].used_at is None
+
+
+async def test_an_unavailable_database_pauses_the_drainer_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import logging
+
+    from authgate.errors import Unavailable
+
+    delivery, _sender, _clock, outbox = _setup(Store())
+    passes = {"count": 0}
+    database_back = asyncio.Event()
+
+    async def drain_once() -> int:
+        passes["count"] += 1
+        if passes["count"] <= 3:
+            raise Unavailable(detail_for_log="database: connection refused")
+        database_back.set()
+        return 0
+
+    delivery.drain_once = drain_once  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, logger="authgate.mail")
+    task = asyncio.create_task(delivery.run())
+    for _ in range(3):
+        await asyncio.sleep(0.3)  # past the settle delay
+        outbox.wake()
+    await asyncio.wait_for(database_back.wait(), timeout=5)
+    delivery.stop()
+    await asyncio.wait_for(task, timeout=5)
+
+    messages = [record.getMessage() for record in caplog.records]
+    paused = [m for m in messages if "mail drain paused" in m]
+    assert len(paused) == 1, messages
+    assert "connection refused" in paused[0]
+    assert any("mail drain resumed" in m for m in messages)
+    assert not any(record.exc_info for record in caplog.records)

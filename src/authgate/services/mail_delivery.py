@@ -41,7 +41,7 @@ from authgate.domain.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from authgate.errors import MailDeliveryFailed
+from authgate.errors import MailDeliveryFailed, Unavailable
 from authgate.services.one_time_tokens import EMAIL_CHANGE, RESET, VERIFY, OneTimeTokens
 
 logger = logging.getLogger("authgate.mail")
@@ -138,6 +138,7 @@ class MailDelivery:
     async def run(self) -> None:
         """Drain until :meth:`stop`: at once when woken, else every poll interval."""
         self._stopping = False
+        self._database_away = False
         wake = self._outbox.wake_event
         wake.set()  # rows left from before a restart
         while True:
@@ -156,9 +157,23 @@ class MailDelivery:
             try:
                 while await self.drain_once() == BATCH and not self._stopping:
                     pass
+            except Unavailable as exc:
+                # The database is away: the leases expire and a later pass retries.
+                # One line when it goes (no traceback: an outage is not a bug), one
+                # when it is back, and nothing for every poll in between.
+                if not self._database_away:
+                    logger.warning(
+                        "mail drain paused, the database is unavailable: %s",
+                        exc.detail_for_log or exc.message,
+                    )
+                self._database_away = True
+                continue
             except Exception:
-                # The database is down, say: the leases expire and a later pass retries.
                 logger.exception("mail drain failed; retrying later")
+                continue
+            if self._database_away:
+                logger.info("mail drain resumed: the database is back")
+                self._database_away = False
 
     def stop(self) -> None:
         """Let :meth:`run` finish the mail in hand and return (no cancellation in
