@@ -44,7 +44,8 @@ def test_two_server_processes_share_one_account_lock(tmp_path: Path) -> None:
         running_server(tmp_path / "b", **settings) as b,
     ):
         with httpx.Client(base_url=a.base_url) as http:
-            assert http.post("/register", json={"email": email, "password": "Moo00!_*&x"})
+            registered = http.post("/register", json={"email": email, "password": "Moo00!_*&x"})
+            assert registered.status_code == 200, registered.text
         outcomes = []
         for server in (a, b, a, b):
             with httpx.Client(base_url=server.base_url) as http:
