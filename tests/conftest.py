@@ -19,6 +19,9 @@ from authgate.crypto.keys import write_key_pair
 from authgate.web.app import create_app
 from tests.support.databases import empty_mariadb, ensure_mariadb, sqlite_copy
 
+# @pytest.mark.serial: run alone under xdist (tests/support/serial.py).
+pytest_plugins = ["tests.support.serial"]
+
 # Cheap argon2 for speed; one test checks the production parameters separately.
 CHEAP_HASHING = {
     "password_hash_time_cost": 1,

@@ -31,7 +31,7 @@ async def test_text_output_escapes_what_a_terminal_would_act_on(
     response = await api.client.post(
         "/api/v1/auth/credentials",
         json={"email": "cow@cow.jp", "password": "nope"},
-        headers={"user-agent": agent.encode("utf-8") if not agent.isascii() else agent},
+        headers={b"user-agent": agent.encode("utf-8")},
     )
     assert response.status_code == 401
     url = api.settings.effective_database_url

@@ -228,11 +228,12 @@ async def test_a_raw_legacy_hash_never_verifies(api: Api) -> None:
 @pytest.mark.parametrize("version", ["13bb39c", "nickname"])
 async def test_timelapseme_seed(api: Api, seed: SeedDatabase, version: str) -> None:
     await seed.create(timelapse_ddl(version))
-    names = (
-        (lambda first, last, nick: {"firstName": first, "lastName": last})
-        if version == "13bb39c"
-        else (lambda first, last, nick: {"nickname": nick})
-    )
+
+    def names(first: str, last: str, nick: str) -> dict[str, str]:
+        if version == "13bb39c":
+            return {"firstName": first, "lastName": last}
+        return {"nickname": nick}
+
     long_password = "ü" * 36 + "tail-ignored-by-bcrypt"  # 72 bytes, then more
     hashes = {"dora": bcrypt_hash("dora-Old-1"), "long": bcrypt_hash(long_password)}
     await seed.insert(

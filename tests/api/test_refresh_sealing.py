@@ -7,7 +7,7 @@ token, and each sealed copy is cleared as soon as nothing may open it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -51,7 +51,7 @@ def _open_without_secret(parent: str, sealed: bytes) -> str | None:
 
 
 def _everything_recoverable(
-    known: set[str], blobs: list[bytes], openers: list[Callable[[str, bytes], str | None]]
+    known: set[str], blobs: list[bytes], openers: Sequence[Callable[[str, bytes], str | None]]
 ) -> set[str]:
     """Every token reachable from ``known`` by opening blobs, repeated to a fixpoint."""
     known = set(known)

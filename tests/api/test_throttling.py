@@ -197,6 +197,7 @@ async def test_minimum_strength_comes_from_the_settings(make_settings: Any, cloc
         assert refused.json()["code"] == "weak_password"
 
 
+@pytest.mark.serial  # its polling loops are bounded in wall time
 async def test_a_hashing_flood_is_refused_fast_while_token_routes_keep_answering(
     make_settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,7 +36,7 @@ async def es256_api(
 
 async def _status(api: Api, method: str, path: str, authorization: str) -> int:
     response = await api.client.request(
-        method, path, headers={"Authorization": authorization.encode("latin-1")}
+        method, path, headers={b"Authorization": authorization.encode("latin-1")}
     )
     if response.status_code == 401:
         assert response.json()["code"] == "invalid_token"

@@ -20,6 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.core.result import Err
 
 from tests.e2e.server import RunningServer, running_server
 
@@ -86,7 +87,12 @@ def _check(case: Any, database: Path) -> None:
 
 def _operations(server: RunningServer) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
-    return [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

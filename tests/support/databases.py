@@ -35,7 +35,9 @@ def mariadb_url() -> URL:
     url = make_url(os.environ.get("AUTHGATE_TEST_MARIADB_URL", DEFAULT_MARIADB_URL))
     checkout = hashlib.sha256(str(_CHECKOUT).encode()).hexdigest()[:8]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return url.set(database=f"{url.database or 'authgate_test'}_{checkout}_{worker}"[:64])
+    suffix = f"_{checkout}_{worker}"
+    # MariaDB allows 64 characters: shorten the configured name, never the suffix.
+    return url.set(database=f"{(url.database or 'authgate_test')[: 64 - len(suffix)]}{suffix}")
 
 
 def mariadb_required() -> bool:

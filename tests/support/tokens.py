@@ -15,7 +15,10 @@ def b64url(data: bytes) -> str:
 
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header, payload, _ = token.split(".")
-    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+
+    def pad(part: str) -> str:
+        return part + "=" * (-len(part) % 4)
+
     return (
         json.loads(base64.urlsafe_b64decode(pad(header))),
         json.loads(base64.urlsafe_b64decode(pad(payload))),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import jwt
@@ -16,6 +16,9 @@ from authgate.crypto.keys import KeySet, generate_private_key, make_signing_key
 from authgate.domain.models import User
 from authgate.errors import InvalidAccessToken
 from tests.support.tokens import P256_ORDER, b64url, high_s_twin, unverified_parts, variants
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -120,7 +123,7 @@ def test_the_high_s_twin_is_refused_even_after_the_original_was_cached() -> None
     twin = high_s_twin(token)
     # The twin is a valid ECDSA signature: a plain decoder accepts it.
     public = key_set.signing.private_key.public_key()
-    lenient = {"verify_exp": False, "verify_iat": False}
+    lenient: Options = {"verify_exp": False, "verify_iat": False}
     assert jwt.decode(twin, public, algorithms=["ES256"], audience="x", options=lenient)["sub"]
     assert tokens.verify(token, now=NOW).subject
     with pytest.raises(InvalidAccessToken):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -300,7 +302,7 @@ async def test_generic_providers_require_a_nonce_unless_configured_not_to(
     require: bool | None,
     accepted: bool,
 ) -> None:
-    options = {} if require is None else {"require_nonce": require}
+    options: dict[str, Any] = {} if require is None else {"require_nonce": require}
     config = generic_config(
         "corp", "https://accounts.google.com", google_idp.jwks_url, [GOOGLE_WEB_CLIENT], **options
     )

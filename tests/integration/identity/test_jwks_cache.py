@@ -226,6 +226,7 @@ async def test_unreachable_provider_is_unavailable(
     assert cache.last_fetch_ok is False
 
 
+@pytest.mark.serial  # asserts wall time
 async def test_slow_provider_beyond_the_timeout_is_unavailable_quickly(
     google: OidcVerifier, google_idp: FakeIdp, google_token: Mint
 ) -> None:
@@ -238,6 +239,7 @@ async def test_slow_provider_beyond_the_timeout_is_unavailable_quickly(
     assert JWKS_TIMEOUT - 0.05 <= elapsed < JWKS_TIMEOUT + 0.35
 
 
+@pytest.mark.serial  # asserts wall time
 async def test_provider_trickling_its_answer_is_cut_off_at_the_timeout(
     google: OidcVerifier, google_idp: FakeIdp, google_token: Mint
 ) -> None:
@@ -250,6 +252,7 @@ async def test_provider_trickling_its_answer_is_cut_off_at_the_timeout(
     assert time.monotonic() - started < JWKS_TIMEOUT + 0.35
 
 
+@pytest.mark.serial  # asserts wall time
 async def test_slow_provider_within_the_timeout_is_accepted(
     google: OidcVerifier, google_idp: FakeIdp, google_token: Mint
 ) -> None:

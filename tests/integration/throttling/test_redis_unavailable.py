@@ -39,6 +39,7 @@ async def throttles(
     await throttle.close()
 
 
+@pytest.mark.serial  # asserts wall time
 async def test_account_lock_fails_closed(throttles: AuthThrottles) -> None:
     started = time.perf_counter()
     with pytest.raises(Unavailable) as caught:
@@ -47,6 +48,7 @@ async def test_account_lock_fails_closed(throttles: AuthThrottles) -> None:
     assert time.perf_counter() - started < 2.0
 
 
+@pytest.mark.serial  # asserts wall time
 async def test_address_limits_and_reset_fail_open(throttles: AuthThrottles) -> None:
     started = time.perf_counter()
     await throttles.check_ip("auth", "192.0.2.1")
