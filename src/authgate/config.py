@@ -415,9 +415,9 @@ class Settings(BaseSettings):
     def _production_refuses_unsafe_settings(self) -> Settings:
         # The rules live in config_checks; development logs them as warnings instead.
         if self.authgate_env is Environment.PRODUCTION:
-            from authgate.config_checks import refusal_message, unsafe_settings
+            from authgate.config_checks import production_refusals, refusal_message
 
-            findings = unsafe_settings(self)
+            findings = production_refusals(self)
             if findings:
                 raise ValueError(refusal_message(findings))
         return self
@@ -449,22 +449,6 @@ class Settings(BaseSettings):
                     f"{variable} and {variable}_PATH are both set; set one of them "
                     "(a value or a file), not both"
                 )
-        if self.is_production and self.secret_key is None and self.secret_key_path is None:
-            from authgate.server_secret import MISSING_IN_PRODUCTION
-
-            raise ValueError(MISSING_IN_PRODUCTION)
-        return self
-
-    # Mail (issue 11): after the key checks, so their messages come first.
-    @model_validator(mode="after")
-    def _production_needs_smtp(self) -> Settings:
-        # Without SMTP the development outbox would write tokens to disk and log links.
-        if self.is_production and self.mail_required and not self.smtp_host.strip():
-            raise ValueError(
-                "SMTP_HOST: AUTHGATE_ENV=production sends verification and reset mail "
-                "through SMTP; set SMTP_HOST (or EMAIL_VERIFICATION=off and "
-                "PASSWORD_RESET_ENABLED=false)"
-            )
         return self
 
     @property

@@ -149,9 +149,38 @@ def _issuer(settings: Settings) -> Iterator[Finding]:
 CHECKS: list[Check] = [_key_file, _rate_limits, _argon2, _passwords, _providers, _issuer]
 
 
+def _server_secret(settings: Settings) -> Iterator[Finding]:
+    # Development creates one in the data directory (server_secret.py) instead.
+    if settings.secret_key is None and settings.secret_key_path is None:
+        from authgate.server_secret import MISSING_IN_PRODUCTION
+
+        variable = "SECRET_KEY / SECRET_KEY_PATH"
+        yield Finding(variable, MISSING_IN_PRODUCTION.removeprefix(f"{variable}: "))
+
+
+def _smtp(settings: Settings) -> Iterator[Finding]:
+    # Development writes mail to {AUTHGATE_DATA_DIR}/outbox instead, links logged.
+    if settings.mail_required and not settings.smtp_host.strip():
+        yield Finding(
+            "SMTP_HOST",
+            "AUTHGATE_ENV=production sends verification and reset mail through SMTP; set "
+            "SMTP_HOST (or EMAIL_VERIFICATION=off and PASSWORD_RESET_ENABLED=false)",
+        )
+
+
+# Settings production needs that development supplies itself (no warning there).
+PRODUCTION_ONLY_CHECKS: list[Check] = [_server_secret, _smtp]
+
+
 def unsafe_settings(settings: Settings) -> list[Finding]:
     """Every finding of every check, in the order of :data:`CHECKS`."""
     return [finding for check in CHECKS for finding in check(settings)]
+
+
+def production_refusals(settings: Settings) -> list[Finding]:
+    """What production refuses: every unsafe setting, then what it lacks."""
+    missing = [finding for check in PRODUCTION_ONLY_CHECKS for finding in check(settings)]
+    return unsafe_settings(settings) + missing
 
 
 def refusal_message(findings: list[Finding]) -> str:

@@ -165,3 +165,21 @@ def test_port_zero_without_a_public_url_is_a_warning(
     assert findings == []
     findings = unsafe_settings(load_settings(port=0))
     assert any("PORT=0" in f.problem for f in findings)
+
+
+def test_every_refusal_is_on_the_one_line(key_files: tuple[Path, Path]) -> None:
+    # One edit fixes them all: an unsafe setting and what production lacks (the
+    # server secret, SMTP) are reported together, not one per start.
+    with pytest.raises(SettingsError) as refused:
+        _production(
+            key_files,
+            public_url="http://auth.example.test",
+            secret_key=None,
+            smtp_host="",
+            rate_limit_enabled=False,
+        )
+    message = str(refused.value)
+    assert "\n" not in message
+    for variable in ("RATE_LIMIT_ENABLED", "PUBLIC_URL", "SECRET_KEY / SECRET_KEY_PATH"):
+        assert f"{variable}: " in message
+    assert "SMTP_HOST: " in message
