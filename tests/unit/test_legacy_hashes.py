@@ -88,6 +88,9 @@ async def test_the_legacy_step_uses_the_password_as_typed(hasher: Argon2Password
         f"{LEGACY_MARKER}bcrypt{node_bcrypt('Moo00!')}",
         f"{LEGACY_MARKER}sha3-512$argon2id$garbage",
     ],
+    # Fixed ids: bcrypt salts are random, and pytest-xdist workers must collect the
+    # same names.
+    ids=["raw-sha3", "raw-bcrypt", "marker-on-sha3", "marker-on-bcrypt", "damaged-wrapper"],
 )
 async def test_a_raw_or_damaged_legacy_value_never_verifies(
     hasher: Argon2PasswordHasher, raw: str

@@ -69,6 +69,9 @@ def _secret_file(path: Path, content: bytes, mode: int = 0o600) -> Path:
         (secrets.token_urlsafe(32)[:42], False),
         (secrets.token_urlsafe(32), True),
     ],
+    # Fixed ids: pytest-xdist workers must collect the same names, and these values
+    # are drawn at random.
+    ids=["repetition", "few-characters", "short-hex", "hex", "short-base64url", "base64url"],
 )
 def test_weak_secret_values_are_refused(value: str, accepted: bool) -> None:
     assert (secret_strength_problem(value.encode()) is None) is accepted
@@ -124,6 +127,7 @@ def test_development_warns_about_a_readable_secret_file(
 @pytest.mark.parametrize(
     ("content", "problem"),
     [(secrets.token_bytes(31), "at least 32"), (b"x" * 64 + b"\n", "repetition")],
+    ids=["31-random-bytes", "repetition"],
 )
 def test_a_weak_secret_file_is_refused(
     env: Any, tmp_path: Path, content: bytes, problem: str
