@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,21 @@ CHEAP_HASHING = {
     "password_hash_parallelism": 1,
     "password_hash_workers": 2,
 }
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Undo a test's ``configure_logging``: its writer thread would otherwise outlive
+    the test and write later tests' records to a stream pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    if root.handlers != handlers:
+        from authgate.logs import stop_logging
+
+        stop_logging()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
