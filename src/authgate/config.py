@@ -201,9 +201,11 @@ class Settings(BaseSettings):
     mail_from: str = "authgate <no-reply@localhost>"
     mail_templates_dir: Path | None = None
     # Links in the mail; {token} is replaced by the URL-encoded token. Any scheme
-    # (myapp://reset?token={token} for a mobile deep link).
-    email_verify_url: str = "http://127.0.0.1:3000/verify-email?token={token}"
-    password_reset_url: str = "http://127.0.0.1:3000/reset-password?token={token}"  # noqa: S105
+    # (myapp://reset?token={token} for a mobile deep link). Empty: pages under
+    # PUBLIC_URL, for development only (production refuses them unset: authgate
+    # serves no such page, the app does).
+    email_verify_url: str = ""
+    password_reset_url: str = ""
     email_change_url: str = ""  # empty: EMAIL_VERIFY_URL
     email_verify_token_ttl_seconds: PositiveInt = 86_400
     password_reset_token_ttl_seconds: PositiveInt = 1_800
@@ -237,8 +239,18 @@ class Settings(BaseSettings):
         return self.email_verification != "off" or self.password_reset_enabled
 
     @property
+    def effective_email_verify_url(self) -> str:
+        return self.email_verify_url or f"{self.effective_public_url}/verify-email?token={{token}}"
+
+    @property
+    def effective_password_reset_url(self) -> str:
+        return (
+            self.password_reset_url or f"{self.effective_public_url}/reset-password?token={{token}}"
+        )
+
+    @property
     def effective_email_change_url(self) -> str:
-        return self.email_change_url or self.email_verify_url
+        return self.email_change_url or self.effective_email_verify_url
 
     # --- end of mail settings ---
 

@@ -168,8 +168,25 @@ def _smtp(settings: Settings) -> Iterator[Finding]:
         )
 
 
+def _mail_links(settings: Settings) -> Iterator[Finding]:
+    # Development points links at pages under PUBLIC_URL that authgate does not
+    # serve: the app that receives the token must be named.
+    if settings.email_verification != "off" and not settings.email_verify_url:
+        yield Finding(
+            "EMAIL_VERIFY_URL",
+            "is unset: set the app's page (or deep link) that posts the token, "
+            "e.g. https://app.example/verify?token={token}",
+        )
+    if settings.password_reset_enabled and not settings.password_reset_url:
+        yield Finding(
+            "PASSWORD_RESET_URL",
+            "is unset: set the app's page (or deep link) that posts the token and the "
+            "new password, e.g. myapp://reset?token={token}",
+        )
+
+
 # Settings production needs that development supplies itself (no warning there).
-PRODUCTION_ONLY_CHECKS: list[Check] = [_server_secret, _smtp]
+PRODUCTION_ONLY_CHECKS: list[Check] = [_server_secret, _smtp, _mail_links]
 
 
 def unsafe_settings(settings: Settings) -> list[Finding]:

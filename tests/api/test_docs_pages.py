@@ -32,6 +32,8 @@ def _settings(tmp_path: Path, key_pair: tuple[Path, Path], **overrides: Any) -> 
         "public_url": "https://auth.example.test",
         "secret_key": secrets.token_urlsafe(32),
         "smtp_host": "smtp.example.test",
+        "email_verify_url": "https://app.example.test/verify?token={token}",
+        "password_reset_url": "https://app.example.test/reset?token={token}",
         **overrides,
     }
     return load_settings(**values)

@@ -182,6 +182,8 @@ def test_production_refuses_a_missing_or_exposed_server_secret(tmp_path: Path) -
         "JWT_PUBLIC_KEY_PATH": str(keys / "jwt-public.pem"),
         "PUBLIC_URL": "https://auth.example.test",
         "SMTP_HOST": "127.0.0.1",
+        "EMAIL_VERIFY_URL": "https://app.example.test/verify?token={token}",
+        "PASSWORD_RESET_URL": "https://app.example.test/reset?token={token}",
     }
     missing = _serve_fails(tmp_path, **production)
     assert "SECRET_KEY / SECRET_KEY_PATH" in missing
@@ -270,6 +272,8 @@ def test_configured_keys_of_each_algorithm(tmp_path: Path, algorithm: str) -> No
         "SECRET_KEY_PATH": str(_secret_file(tmp_path / "secret.key")),
         # Production refuses to start without SMTP (issue 11); nothing is mailed here.
         "SMTP_HOST": "127.0.0.1",
+        "EMAIL_VERIFY_URL": "https://app.example.test/verify?token={token}",
+        "PASSWORD_RESET_URL": "https://app.example.test/reset?token={token}",
         "EMAIL_VERIFICATION": "off",
     }
     with (

@@ -25,6 +25,8 @@ PRODUCTION = {
     "jwt_public_key_path": "/etc/authgate/jwt-public.pem",
     "public_url": "https://auth.example.test",
     "secret_key": secrets.token_urlsafe(32),
+    "email_verify_url": "https://app.example.test/verify?token={token}",
+    "password_reset_url": "https://app.example.test/reset?token={token}",
 }
 
 

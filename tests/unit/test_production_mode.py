@@ -71,6 +71,8 @@ def _production(key_files: tuple[Path, Path], **overrides: Any) -> Settings:
         # Required in production (tests/unit/test_server_secret.py covers its refusals).
         "secret_key": PRODUCTION_SECRET,
         "smtp_host": "smtp.example.test",
+        "email_verify_url": "https://app.example.test/verify?token={token}",
+        "password_reset_url": "https://app.example.test/reset?token={token}",
         **overrides,
     }
     return load_settings(**values)
@@ -183,3 +185,30 @@ def test_every_refusal_is_on_the_one_line(key_files: tuple[Path, Path]) -> None:
     for variable in ("RATE_LIMIT_ENABLED", "PUBLIC_URL", "SECRET_KEY / SECRET_KEY_PATH"):
         assert f"{variable}: " in message
     assert "SMTP_HOST: " in message
+
+
+def test_production_needs_the_apps_mail_links(key_files: tuple[Path, Path]) -> None:
+    # Development's links point at pages under PUBLIC_URL that authgate does not serve.
+    with pytest.raises(SettingsError) as refused:
+        _production(key_files, email_verify_url="", password_reset_url="")
+    assert "EMAIL_VERIFY_URL: " in str(refused.value)
+    assert "PASSWORD_RESET_URL: " in str(refused.value)
+    quiet = _production(
+        key_files,
+        email_verify_url="",
+        password_reset_url="",
+        email_verification="off",
+        password_reset_enabled=False,
+    )
+    assert not quiet.mail_required
+
+
+def test_development_mail_links_follow_the_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("PORT", "4123")
+    settings = load_settings()
+    assert settings.effective_email_verify_url == (
+        "http://127.0.0.1:4123/verify-email?token={token}"
+    )
+    assert settings.effective_password_reset_url.startswith("http://127.0.0.1:4123/")
+    assert settings.effective_email_change_url == settings.effective_email_verify_url

@@ -50,6 +50,8 @@ def _production(tmp_path: Path) -> dict[str, Any]:
         "jwt_public_key_path": tmp_path / "public.pem",
         "public_url": "https://auth.example.test",
         "smtp_host": "smtp.example.test",
+        "email_verify_url": "https://app.example.test/verify?token={token}",
+        "password_reset_url": "https://app.example.test/reset?token={token}",
     }
 
 

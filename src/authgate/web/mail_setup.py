@@ -53,8 +53,8 @@ def build_mail(settings: Settings, *, uow: UnitOfWorkFactory, clock: Clock) -> M
         templates=MailTemplates(settings.mail_templates_dir),
         tokens=tokens,
         links=MailLinks(
-            verify_url=settings.email_verify_url,
-            reset_url=settings.password_reset_url,
+            verify_url=settings.effective_email_verify_url,
+            reset_url=settings.effective_password_reset_url,
             email_change_url=settings.effective_email_change_url,
             verify_ttl_seconds=verify_ttl,
             reset_ttl_seconds=settings.password_reset_token_ttl_seconds,
