@@ -33,8 +33,6 @@ The web layer maps each class to a status code in exactly one place
 
 from __future__ import annotations
 
-from uuid import UUID
-
 
 class AuthError(Exception):
     code: str = "auth_error"
@@ -121,8 +119,6 @@ class RefreshTokenReused(InvalidRefreshToken):
     # Same client-facing message as any invalid refresh token: telling a thief
     # that reuse was detected helps nobody but the thief.
     code = "invalid_refresh_token"
-    session_id: UUID | None = None  # the revoked family, for the audit trail
-    user_id: UUID | None = None  # its owner, likewise
 
 
 class InvalidIdToken(Unauthenticated):

@@ -73,6 +73,11 @@ class SessionRecord:
     absolute_expires_at: datetime
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
+    # What the session list shows (migration 0006), bounded and free of control
+    # characters when written (services.sessions.client_detail).
+    last_used_at: datetime | None = None
+    user_agent: str | None = None
+    ip_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,11 +99,7 @@ class AccountService:
             if self._verification == "required":
                 await self._audit.add(uow, self._audit.event("signup", client, user_id=user.id))
                 return VerificationRequired()
-            started = await self._sessions.start(uow, user)
-            event = self._audit.event(
-                "signup", client, user_id=user.id, session_id=started.session_id
-            )
-            await self._audit.add(uow, event)
+            started = await self._sessions.start(uow, user, client, event="signup")
         return self._sessions.tokens_for(started)
 
     async def sign_in(self, email: str, password: str, client: ClientInfo) -> TokenPair:
@@ -146,15 +142,13 @@ class AccountService:
         async with self._uow() as uow:
             if new_hash is not None:
                 await uow.users.set_password_hash(user.id, new_hash)
-            started = await self._sessions.start(uow, user)
-            event = self._audit.event(
-                "signin",
+            started = await self._sessions.start(
+                uow,
+                user,
                 client,
-                user_id=user.id,
-                session_id=started.session_id,
+                event="signin",
                 reason="password_rehashed" if new_hash is not None else None,
             )
-            await self._audit.add(uow, event)
         return self._sessions.tokens_for(started)
 
     async def _audit_lock(self, key: str, client: ClientInfo, *, started: bool) -> None:

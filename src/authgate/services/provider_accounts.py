@@ -98,16 +98,8 @@ class ProviderAccountService:
                 user = await self._link_by_email(uow, identity, client)
             if user is None:
                 user = await self._create(uow, identity, ProviderNames(first, last), client)
-            started = await self._sessions.start(uow, user)
-            await self._audit.add(
-                uow,
-                self._audit.event(
-                    "provider_signup",
-                    client,
-                    user_id=user.id,
-                    session_id=started.session_id,
-                    provider=identity.provider,
-                ),
+            started = await self._sessions.start(
+                uow, user, client, event="provider_signup", provider=identity.provider
             )
         return self._sessions.tokens_for(started)
 
@@ -127,16 +119,8 @@ class ProviderAccountService:
                 if not self._signup_on_signin:
                     raise AccountNotFound(detail_for_log=f"{provider} identity without account")
                 user = await self._create(uow, identity, ProviderNames(), client)
-            started = await self._sessions.start(uow, user)
-            await self._audit.add(
-                uow,
-                self._audit.event(
-                    "provider_signin",
-                    client,
-                    user_id=user.id,
-                    session_id=started.session_id,
-                    provider=identity.provider,
-                ),
+            started = await self._sessions.start(
+                uow, user, client, event="provider_signin", provider=identity.provider
             )
         return self._sessions.tokens_for(started)
 

@@ -349,6 +349,9 @@ class SqlSessionRepository:
                 "absolute_expires_at": session.absolute_expires_at,
                 "revoked_at": session.revoked_at,
                 "revoked_reason": session.revoked_reason,
+                "last_used_at": session.last_used_at,
+                "user_agent": session.user_agent,
+                "ip_address": session.ip_address,
             },
         )
 
