@@ -13,6 +13,7 @@ The web layer maps each class to a status code in exactly one place
     ├── NotFound
     │   ├── AccountNotFound       provider sign-in for an identity with no account
     │   ├── ProviderNotEnabled    the named identity provider is not configured
+    │   ├── SessionNotFound       no live session of this user has that id (another user's alike)
     │   └── FeatureDisabled       a route whose feature the configuration turns off
     ├── Unauthenticated           every 401: the caller did not prove who they are
     │   ├── InvalidCredentials    unknown email or wrong password (one answer for both)
@@ -141,6 +142,12 @@ class Forbidden(AuthError):
 class EmailNotVerified(Forbidden):
     code = "email_not_verified"
     message = "Verify your email address before signing in."
+
+
+class SessionNotFound(NotFound):
+    # One answer for unknown, ended and another user's sessions.
+    code = "session_not_found"
+    message = "No such session."
 
 
 class FeatureDisabled(NotFound):

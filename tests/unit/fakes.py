@@ -20,6 +20,7 @@ from authgate.domain.models import (
     OutgoingMail,
     RefreshTokenRecord,
     SessionRecord,
+    SessionView,
     User,
 )
 from authgate.errors import EmailTaken, IdentityTaken
@@ -161,17 +162,56 @@ class FakeSessions:
             if token.session_id == session_id:
                 await self.clear_sealed_copy(token.id)
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> int:
+        count = 0
         for session in list(self._s.sessions.values()):
             if session.user_id == user_id:
+                count += session.revoked_at is None
                 await self.revoke_session(session.id, at=at, reason=reason)
+        return count
 
     async def revoke_other_sessions(
         self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
-    ) -> None:
+    ) -> int:
+        count = 0
         for session in list(self._s.sessions.values()):
             if session.user_id == user_id and session.id != keep:
+                count += session.revoked_at is None
                 await self.revoke_session(session.id, at=at, reason=reason)
+        return count
+
+    async def revoke_user_session(
+        self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
+    ) -> bool:
+        session = self._s.sessions.get(session_id)
+        if session is None or session.user_id != user_id or session.revoked_at is not None:
+            return False
+        await self.revoke_session(session_id, at=at, reason=reason)
+        return True
+
+    async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
+        views = []
+        for session in self._s.sessions.values():
+            tokens = [t for t in self._s.tokens.values() if t.session_id == session.id]
+            if (
+                session.user_id != user_id
+                or session.revoked_at is not None
+                or now >= session.absolute_expires_at
+                or not tokens
+                or max(t.expires_at for t in tokens) <= now
+            ):
+                continue
+            views.append(
+                SessionView(
+                    id=session.id,
+                    user_id=user_id,
+                    created_at=session.created_at,
+                    last_used_at=max(t.issued_at for t in tokens),
+                    user_agent=session.user_agent,
+                    ip_address=session.ip_address,
+                )
+            )
+        return sorted(views, key=lambda v: v.created_at, reverse=True)
 
 
 class FakeOneTimeTokens:

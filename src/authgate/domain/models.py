@@ -81,6 +81,19 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionView:
+    """A live session as its user sees it (``GET /api/v1/sessions``)."""
+
+    id: UUID
+    user_id: UUID
+    created_at: datetime
+    # When its newest refresh token was issued: the last sign-in or refresh.
+    last_used_at: datetime
+    user_agent: str | None
+    ip_address: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshTokenRecord:
     id: UUID
     session_id: UUID

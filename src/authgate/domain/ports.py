@@ -19,6 +19,7 @@ from authgate.domain.models import (
     OutgoingMail,
     RefreshTokenRecord,
     SessionRecord,
+    SessionView,
     User,
 )
 
@@ -100,14 +101,25 @@ class SessionRepository(Protocol):
         """Revoke the session (if not yet) and clear its tokens' sealed copies."""
         ...
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
-        """Revoke every session of the user and clear their sealed copies."""
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> int:
+        """Revoke every session of the user and clear their sealed copies; return how
+        many were live."""
         ...
 
     async def revoke_other_sessions(
         self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
-    ) -> None:
-        """Revoke every live session of the user except ``keep``."""
+    ) -> int:
+        """Revoke every live session of the user except ``keep``; return how many."""
+        ...
+
+    async def revoke_user_session(
+        self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
+    ) -> bool:
+        """Revoke the session if it is live and ``user_id``'s; whether it was."""
+        ...
+
+    async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
+        """The user's sessions neither revoked nor expired at ``now``, newest first."""
         ...
 
 

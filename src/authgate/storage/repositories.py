@@ -25,6 +25,7 @@ from authgate.domain.models import (
     IdentityRecord,
     RefreshTokenRecord,
     SessionRecord,
+    SessionView,
     User,
 )
 from authgate.errors import EmailTaken, IdentityTaken
@@ -334,6 +335,61 @@ _REVOKE_OTHER_SESSIONS = (
     .values(**_SESSION_REVOCATION)
 )
 
+# Revoking one session by id only if it belongs to the user: another user's id
+# matches no row, exactly like an unknown one.
+_REVOKE_USER_SESSION = (
+    update(sessions)
+    .where(
+        sessions.c.id == bindparam("b_session_id"),
+        sessions.c.user_id == bindparam("b_user_id"),
+        sessions.c.revoked_at.is_(None),
+    )
+    .values(**_SESSION_REVOCATION)
+)
+_CLEAR_OTHER_SEALED_COPIES = (
+    update(refresh_tokens)
+    .where(
+        refresh_tokens.c.session_id.in_(
+            select(sessions.c.id).where(
+                sessions.c.user_id == bindparam("b_user_id"), sessions.c.id != bindparam("b_keep")
+            )
+        ),
+        refresh_tokens.c.sealed_for_parent.is_not(None),
+    )
+    .values(sealed_for_parent=None)
+)
+# Live: not revoked, within its absolute lifetime, and its newest token not
+# idle-expired. The newest token's issue time is the session's last use.
+_NOW = bindparam("now", type_=sessions.c.absolute_expires_at.type)
+_LAST_ISSUED = func.max(refresh_tokens.c.issued_at).label("last_issued_at")
+_LIVE_SESSIONS = (
+    select(
+        sessions.c.id,
+        sessions.c.user_id,
+        sessions.c.created_at,
+        sessions.c.last_used_at,
+        sessions.c.user_agent,
+        sessions.c.ip_address,
+        _LAST_ISSUED,
+    )
+    .join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
+    .where(
+        sessions.c.user_id == bindparam("user_id"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.absolute_expires_at > _NOW,
+    )
+    .group_by(
+        sessions.c.id,
+        sessions.c.user_id,
+        sessions.c.created_at,
+        sessions.c.last_used_at,
+        sessions.c.user_agent,
+        sessions.c.ip_address,
+    )
+    .having(func.max(refresh_tokens.c.expires_at) > _NOW)
+    .order_by(sessions.c.created_at.desc(), sessions.c.id)
+)
+
 
 class SqlSessionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -393,19 +449,52 @@ class SqlSessionRepository:
         )
         await self._conn.execute(_CLEAR_SESSION_SEALED_COPIES, {"b_session_id": session_id})
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
-        await self._conn.execute(
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> int:
+        result = await self._conn.execute(
             _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
         )
         await self._conn.execute(_CLEAR_USER_SEALED_COPIES, {"b_user_id": user_id})
+        return int(result.rowcount)
 
     async def revoke_other_sessions(
         self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
-    ) -> None:
-        await self._conn.execute(
+    ) -> int:
+        result = await self._conn.execute(
             _REVOKE_OTHER_SESSIONS,
             {"b_user_id": user_id, "b_keep": keep, "b_at": at, "b_reason": reason},
         )
+        await self._conn.execute(_CLEAR_OTHER_SEALED_COPIES, {"b_user_id": user_id, "b_keep": keep})
+        return int(result.rowcount)
+
+    async def revoke_user_session(
+        self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
+    ) -> bool:
+        result = await self._conn.execute(
+            _REVOKE_USER_SESSION,
+            {"b_session_id": session_id, "b_user_id": user_id, "b_at": at, "b_reason": reason},
+        )
+        if result.rowcount != 1:
+            return False
+        await self._conn.execute(_CLEAR_SESSION_SEALED_COPIES, {"b_session_id": session_id})
+        return True
+
+    async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
+        rows = await self._conn.execute(_LIVE_SESSIONS, {"user_id": user_id, "now": now})
+        return [
+            SessionView(
+                id=row.id,
+                user_id=row.user_id,
+                created_at=row.created_at,
+                last_used_at=max(
+                    value
+                    for value in (row.last_used_at, row.last_issued_at, row.created_at)
+                    if value is not None
+                ),
+                user_agent=row.user_agent,
+                ip_address=row.ip_address,
+            )
+            for row in rows
+        ]
 
 
 def _token_values(token: RefreshTokenRecord) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from authgate.services.mail_delivery import MailDelivery
 from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
+from authgate.services.user_sessions import UserSessionService
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Container:
     email_verification: EmailVerificationService
     passwords: PasswordLifecycleService
     mail: MailDelivery
+    user_sessions: UserSessionService
     jwks_body: bytes
     jwks_max_age_seconds: int
     # The migration the code expects; /readyz is not ready until the database is at it.

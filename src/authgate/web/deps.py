@@ -15,6 +15,7 @@ from authgate.services.email_verification import EmailVerificationService
 from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
+from authgate.services.user_sessions import UserSessionService
 from authgate.web.container import Container
 
 
@@ -48,6 +49,12 @@ async def _passwords(request: Request) -> PasswordLifecycleService:
     return container.passwords
 
 
+async def _user_sessions(request: Request) -> UserSessionService:
+    container: Container = request.app.state.container
+    return container.user_sessions
+
+
+UserSessions = Annotated[UserSessionService, Depends(_user_sessions)]
 EmailVerification = Annotated[EmailVerificationService, Depends(_email_verification)]
 Passwords = Annotated[PasswordLifecycleService, Depends(_passwords)]
 AppContainer = Annotated[Container, Depends(_container)]

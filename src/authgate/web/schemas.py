@@ -153,3 +153,21 @@ class EmailChangeRequest(_Body):
 
 class SignUpPendingResponse(BaseModel):
     emailVerificationRequired: bool = True
+
+
+# --- Sessions a user can see and end (issue 11) ---
+class SessionResponse(BaseModel):
+    id: str
+    createdAt: str
+    lastUsedAt: str
+    userAgent: str | None
+    ipAddress: str | None
+    current: bool = Field(description="Whether this is the session of the calling access token")
+
+
+class SessionListResponse(BaseModel):
+    sessions: list[SessionResponse]
+
+
+class SessionsEndedResponse(BaseModel):
+    ended: int = Field(description="How many other sessions were ended")
