@@ -24,7 +24,8 @@ The web layer maps each class to a status code in exactly one place
     ├── InvalidOneTimeToken       a verification, reset or email-change token that is unknown,
     │                             used, expired or of another purpose (400)
     ├── Forbidden                 authenticated, but refused (403)
-    │   └── EmailNotVerified      EMAIL_VERIFICATION=required and the address is not verified
+    │   ├── EmailNotVerified      EMAIL_VERIFICATION=required and the address is not verified
+    │   └── AccountDisabled       an operator disabled the account
     ├── TooManyRequests           a throttle refused the request; carries retry_after_seconds
     │   └── AccountLocked         too many password attempts on one account (releases itself)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
@@ -148,6 +149,11 @@ class SessionNotFound(NotFound):
     # One answer for unknown, ended and another user's sessions.
     code = "session_not_found"
     message = "No such session."
+
+
+class AccountDisabled(Forbidden):
+    code = "account_disabled"
+    message = "This account is disabled."
 
 
 class FeatureDisabled(NotFound):

@@ -72,6 +72,9 @@ class FakeUsers:
         marker = "$authgate-legacy$"
         return sum(1 for u in self._s.users.values() if (u.password_hash or "").startswith(marker))
 
+    async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
+        self._s.users[user_id] = dataclasses.replace(self._s.users[user_id], disabled_at=at)
+
     async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
         if any(u.email_key == email_key and u.id != user_id for u in self._s.users.values()):
             raise EmailTaken()

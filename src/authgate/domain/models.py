@@ -28,6 +28,8 @@ class User:
     # verified sign-in with the same address binds its subject; then None.
     imported_from: str | None = None
     imported_provider: str | None = None
+    # Set by an operator (``authgate users disable``): no sign-in, no refresh.
+    disabled_at: datetime | None = None
 
     @property
     def full_name(self) -> str:

@@ -46,6 +46,10 @@ class UserRepository(Protocol):
         upgraded by a sign-in)."""
         ...
 
+    async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
+        """Disable the account from ``at``, or enable it again with None."""
+        ...
+
     async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
         """Move the account to a new (verified) address; raise
         :class:`authgate.errors.EmailTaken` if another account holds its key."""

@@ -12,7 +12,13 @@ from authgate.clock import Clock
 from authgate.domain.emails import lookup_key, parse_email
 from authgate.domain.models import ClientInfo, TokenPair, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
-from authgate.errors import AccountLocked, EmailNotVerified, InvalidCredentials, InvalidInput
+from authgate.errors import (
+    AccountDisabled,
+    AccountLocked,
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidInput,
+)
 from authgate.services.audit import AuditTrail
 from authgate.services.mail_delivery import MailOutbox
 from authgate.services.one_time_tokens import VERIFY
@@ -126,6 +132,14 @@ class AccountService:
         if not await self._hasher.verify(user.password_hash, password):
             await self._refuse(client, "wrong_password", user.id)
         await self._throttles.record_success(key)
+        if user.disabled_at is not None:
+            # After the password check, like the verification refusal below.
+            await self._audit.record(
+                self._audit.event(
+                    "signin_failed", client, user_id=user.id, reason="account_disabled"
+                )
+            )
+            raise AccountDisabled()
         if self._verification == "required" and not user.email_verified:
             # After the password check: only the account's owner learns this.
             await self._audit.record(

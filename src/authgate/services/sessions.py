@@ -196,6 +196,10 @@ class SessionService:
         record, session, user = found.token, found.session, found.user
         if expected_email_key is not None and user.email_key != expected_email_key:
             raise InvalidRefreshToken(detail_for_log="email does not match the token's owner")
+        if user.disabled_at is not None:
+            # Read in the same query as the token: no extra round trip. Disabling
+            # also revokes the sessions; this covers a refresh racing it.
+            raise InvalidRefreshToken(detail_for_log="account disabled")
         now = self._clock.now()
         self._check_usable(session, now)
         if found.successor is None:

@@ -47,6 +47,7 @@ def _user(row: Any, prefix: str = "") -> User:
         created_at=value[f"{prefix}created_at"],
         imported_from=value[f"{prefix}imported_from"],
         imported_provider=value[f"{prefix}imported_provider"],
+        disabled_at=value[f"{prefix}disabled_at"],
     )
 
 
@@ -83,6 +84,11 @@ _CHANGE_EMAIL = (
         email_key=bindparam("b_email_key", type_=users.c.email_key.type),
         email_verified=True,
     )
+)
+_SET_DISABLED = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    .values(disabled_at=bindparam("b_at", type_=users.c.disabled_at.type))
 )
 
 
@@ -143,6 +149,9 @@ class SqlUserRepository:
 
     async def count_legacy_password_hashes(self) -> int:
         return int((await self._conn.execute(_COUNT_LEGACY_HASHES)).scalar_one())
+
+    async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
+        await self._conn.execute(_SET_DISABLED, {"b_user_id": user_id, "b_at": at})
 
     async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
         try:
