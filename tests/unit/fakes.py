@@ -72,6 +72,21 @@ class FakeUsers:
         marker = "$authgate-legacy$"
         return sum(1 for u in self._s.users.values() if (u.password_hash or "").startswith(marker))
 
+    async def delete(self, user_id: UUID) -> bool:
+        if self._s.users.pop(user_id, None) is None:
+            return False
+        for table in (self._s.identities, self._s.one_time_tokens, self._s.mail_outbox):
+            for key, row in list(table.items()):
+                if row.user_id == user_id:
+                    del table[key]
+        for session_id, session in list(self._s.sessions.items()):
+            if session.user_id == user_id:
+                del self._s.sessions[session_id]
+                for token_id, token in list(self._s.tokens.items()):
+                    if token.session_id == session_id:
+                        del self._s.tokens[token_id]
+        return True
+
     async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
         self._s.users[user_id] = dataclasses.replace(self._s.users[user_id], disabled_at=at)
 
@@ -309,6 +324,14 @@ class FakeAudit:
 
     async def add(self, event: AuditEvent) -> None:
         self._s.audit.append(event)
+
+    async def erase_client_details(self, user_id: UUID) -> None:
+        self._s.audit = [
+            dataclasses.replace(e, client_address=None, user_agent=None)
+            if e.user_id == user_id
+            else e
+            for e in self._s.audit
+        ]
 
     async def list(
         self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100

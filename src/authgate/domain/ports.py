@@ -46,6 +46,11 @@ class UserRepository(Protocol):
         upgraded by a sign-in)."""
         ...
 
+    async def delete(self, user_id: UUID) -> bool:
+        """Delete the user; its identities, sessions, refresh tokens, one-time tokens and
+        queued mail go with it (foreign keys ON DELETE CASCADE). Whether it existed."""
+        ...
+
     async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
         """Disable the account from ``at``, or enable it again with None."""
         ...
@@ -170,10 +175,16 @@ class MailOutboxRepository(Protocol):
 
 
 class AuditRepository(Protocol):
-    """Append-only: events are added and read, never changed; only pruning removes
-    them, once older than the audit retention."""
+    """Append-only: events are added and read, never changed (but for erasing a
+    deleted account's client details); only pruning removes them, once older than
+    the audit retention."""
 
     async def add(self, event: AuditEvent) -> None: ...
+
+    async def erase_client_details(self, user_id: UUID) -> None:
+        """Forget the address and user agent of every event of the user (account
+        deletion): the events stay, with the user id only."""
+        ...
 
     async def list(
         self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100

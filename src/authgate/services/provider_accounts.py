@@ -23,7 +23,7 @@ Never for an account that holds a password.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from authgate.clock import Clock
@@ -157,6 +157,38 @@ class ProviderAccountService:
         if verifier is None:
             raise ProviderNotEnabled(detail_for_log=f"provider {provider[:64]!r} not configured")
         return await verifier.verify(token, nonce=nonce)
+
+    async def verify_linked(
+        self,
+        token: str,
+        *,
+        nonce: str | None,
+        provider: str | None,
+        linked: Sequence[IdentityRecord],
+    ) -> VerifiedIdentity:
+        """Verify ``token`` as sign-in does and require that it is one of ``linked``
+        (a confirmation for account deletion). ``provider`` names the verifier; by
+        default each linked provider's is tried."""
+        names = [provider] if provider else sorted({record.provider for record in linked})
+        for name in names:
+            verifier = self._verifiers.get(name)
+            if verifier is None:
+                continue
+            try:
+                identity = await verifier.verify(token, nonce=nonce)
+            except InvalidIdToken:
+                continue
+            if any(
+                (record.provider, record.subject) == (identity.provider, identity.subject)
+                for record in linked
+            ):
+                return identity
+            raise InvalidIdToken(detail_for_log="id token of an identity not linked to this user")
+        raise InvalidIdToken(detail_for_log="no linked provider verified the id token")
+
+    async def use_once(self, uow: UnitOfWork, identity: VerifiedIdentity) -> None:
+        """Use up ``identity``'s ID token inside ``uow`` (refused if it was used)."""
+        await self._use_once(uow, identity)
 
     async def _use_once(self, uow: UnitOfWork, identity: VerifiedIdentity) -> None:
         """Record that this token starts a session; refuse a token that already did.

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -91,6 +91,8 @@ _SET_DISABLED = (
     .values(disabled_at=bindparam("b_at", type_=users.c.disabled_at.type))
 )
 
+_DELETE_USER = delete(users).where(users.c.id == bindparam("user_id"))
+
 
 class SqlUserRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -149,6 +151,10 @@ class SqlUserRepository:
 
     async def count_legacy_password_hashes(self) -> int:
         return int((await self._conn.execute(_COUNT_LEGACY_HASHES)).scalar_one())
+
+    async def delete(self, user_id: UUID) -> bool:
+        result = await self._conn.execute(_DELETE_USER, {"user_id": user_id})
+        return bool(result.rowcount)
 
     async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
         await self._conn.execute(_SET_DISABLED, {"b_user_id": user_id, "b_at": at})

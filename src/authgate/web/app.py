@@ -28,6 +28,7 @@ from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
+from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.audit import AuditTrail
 from authgate.services.email_verification import EmailVerificationService
@@ -244,6 +245,14 @@ def create_app(
             mail=mail.delivery,
             user_sessions=UserSessionService(
                 uow=uow, clock=clock, audit=audit, throttles=throttles
+            ),
+            account_deletion=AccountDeletionService(
+                uow=uow,
+                clock=clock,
+                audit=audit,
+                throttles=throttles,
+                confirmation=confirmation,
+                providers=provider_accounts,
             ),
             jwks_body=jwks_json(key_set),
             jwks_max_age_seconds=settings.jwks_max_age_seconds,

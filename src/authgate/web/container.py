@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
 from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.email_verification import EmailVerificationService
 from authgate.services.mail_delivery import MailDelivery
@@ -30,6 +31,7 @@ class Container:
     passwords: PasswordLifecycleService
     mail: MailDelivery
     user_sessions: UserSessionService
+    account_deletion: AccountDeletionService
     jwks_body: bytes
     jwks_max_age_seconds: int
     # The migration the code expects; /readyz is not ready until the database is at it.

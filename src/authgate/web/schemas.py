@@ -171,3 +171,13 @@ class SessionListResponse(BaseModel):
 
 class SessionsEndedResponse(BaseModel):
     ended: int = Field(description="How many other sessions were ended")
+
+
+class AccountDeleteRequest(_Body):
+    """``DELETE /api/v1/me``: the password, or for an account without one an ID
+    token of a linked provider (``provider`` names it; by default each is tried)."""
+
+    password: Password | None = None
+    jwt: IdToken | None = None
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    nonce: Nonce | None = None
