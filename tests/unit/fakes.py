@@ -72,6 +72,9 @@ class FakeUsers:
         marker = "$authgate-legacy$"
         return sum(1 for u in self._s.users.values() if (u.password_hash or "").startswith(marker))
 
+    async def list_all(self, *, limit: int) -> list[User]:
+        return sorted(self._s.users.values(), key=lambda u: u.created_at)[:limit]
+
     async def delete(self, user_id: UUID) -> bool:
         if self._s.users.pop(user_id, None) is None:
             return False
@@ -206,6 +209,10 @@ class FakeSessions:
             return False
         await self.revoke_session(session_id, at=at, reason=reason)
         return True
+
+    async def owner_of(self, session_id: UUID) -> UUID | None:
+        session = self._s.sessions.get(session_id)
+        return session.user_id if session else None
 
     async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
         views = []

@@ -46,6 +46,10 @@ class UserRepository(Protocol):
         upgraded by a sign-in)."""
         ...
 
+    async def list_all(self, *, limit: int) -> list[User]:
+        """The oldest ``limit`` accounts (operator listing)."""
+        ...
+
     async def delete(self, user_id: UUID) -> bool:
         """Delete the user; its identities, sessions, refresh tokens, one-time tokens and
         queued mail go with it (foreign keys ON DELETE CASCADE). Whether it existed."""
@@ -125,6 +129,10 @@ class SessionRepository(Protocol):
         self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
     ) -> bool:
         """Revoke the session if it is live and ``user_id``'s; whether it was."""
+        ...
+
+    async def owner_of(self, session_id: UUID) -> UUID | None:
+        """The user a session belongs to, if it exists."""
         ...
 
     async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:

@@ -91,6 +91,7 @@ _SET_DISABLED = (
     .values(disabled_at=bindparam("b_at", type_=users.c.disabled_at.type))
 )
 
+_ALL_USERS = select(users).order_by(users.c.created_at, users.c.id).limit(bindparam("limit"))
 _DELETE_USER = delete(users).where(users.c.id == bindparam("user_id"))
 
 
@@ -151,6 +152,9 @@ class SqlUserRepository:
 
     async def count_legacy_password_hashes(self) -> int:
         return int((await self._conn.execute(_COUNT_LEGACY_HASHES)).scalar_one())
+
+    async def list_all(self, *, limit: int) -> list[User]:
+        return [_user(row) for row in await self._conn.execute(_ALL_USERS, {"limit": limit})]
 
     async def delete(self, user_id: UUID) -> bool:
         result = await self._conn.execute(_DELETE_USER, {"user_id": user_id})
@@ -404,6 +408,7 @@ _LIVE_SESSIONS = (
     .having(func.max(refresh_tokens.c.expires_at) > _NOW)
     .order_by(sessions.c.created_at.desc(), sessions.c.id)
 )
+_SESSION_OWNER = select(sessions.c.user_id).where(sessions.c.id == bindparam("session_id"))
 
 
 class SqlSessionRepository:
@@ -492,6 +497,11 @@ class SqlSessionRepository:
             return False
         await self._conn.execute(_CLEAR_SESSION_SEALED_COPIES, {"b_session_id": session_id})
         return True
+
+    async def owner_of(self, session_id: UUID) -> UUID | None:
+        result = await self._conn.execute(_SESSION_OWNER, {"session_id": session_id})
+        owner: UUID | None = result.scalar_one_or_none()
+        return owner
 
     async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
         rows = await self._conn.execute(_LIVE_SESSIONS, {"user_id": user_id, "now": now})
