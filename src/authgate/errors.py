@@ -13,6 +13,7 @@ The web layer maps each class to a status code in exactly one place
     ├── NotFound
     │   ├── AccountNotFound       provider sign-in for an identity with no account
     │   ├── ProviderNotEnabled    the named identity provider is not configured
+    │   ├── SessionNotFound       no live session of this user has that id (another user's alike)
     │   └── FeatureDisabled       a route whose feature the configuration turns off
     ├── Unauthenticated           every 401: the caller did not prove who they are
     │   ├── InvalidCredentials    unknown email or wrong password (one answer for both)
@@ -23,7 +24,8 @@ The web layer maps each class to a status code in exactly one place
     ├── InvalidOneTimeToken       a verification, reset or email-change token that is unknown,
     │                             used, expired or of another purpose (400)
     ├── Forbidden                 authenticated, but refused (403)
-    │   └── EmailNotVerified      EMAIL_VERIFICATION=required and the address is not verified
+    │   ├── EmailNotVerified      EMAIL_VERIFICATION=required and the address is not verified
+    │   └── AccountDisabled       an operator disabled the account
     ├── TooManyRequests           a throttle refused the request; carries retry_after_seconds
     │   └── AccountLocked         too many password attempts on one account (releases itself)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
@@ -32,8 +34,6 @@ The web layer maps each class to a status code in exactly one place
 """
 
 from __future__ import annotations
-
-from uuid import UUID
 
 
 class AuthError(Exception):
@@ -121,8 +121,6 @@ class RefreshTokenReused(InvalidRefreshToken):
     # Same client-facing message as any invalid refresh token: telling a thief
     # that reuse was detected helps nobody but the thief.
     code = "invalid_refresh_token"
-    session_id: UUID | None = None  # the revoked family, for the audit trail
-    user_id: UUID | None = None  # its owner, likewise
 
 
 class InvalidIdToken(Unauthenticated):
@@ -145,6 +143,17 @@ class Forbidden(AuthError):
 class EmailNotVerified(Forbidden):
     code = "email_not_verified"
     message = "Verify your email address before signing in."
+
+
+class SessionNotFound(NotFound):
+    # One answer for unknown, ended and another user's sessions.
+    code = "session_not_found"
+    message = "No such session."
+
+
+class AccountDisabled(Forbidden):
+    code = "account_disabled"
+    message = "This account is disabled."
 
 
 class FeatureDisabled(NotFound):

@@ -20,6 +20,7 @@ from authgate.domain.models import (
     OutgoingMail,
     RefreshTokenRecord,
     SessionRecord,
+    SessionView,
     User,
 )
 from authgate.errors import EmailTaken, IdentityTaken
@@ -70,6 +71,27 @@ class FakeUsers:
     async def count_legacy_password_hashes(self) -> int:
         marker = "$authgate-legacy$"
         return sum(1 for u in self._s.users.values() if (u.password_hash or "").startswith(marker))
+
+    async def list_all(self, *, limit: int) -> list[User]:
+        return sorted(self._s.users.values(), key=lambda u: u.created_at)[:limit]
+
+    async def delete(self, user_id: UUID) -> bool:
+        if self._s.users.pop(user_id, None) is None:
+            return False
+        for table in (self._s.identities, self._s.one_time_tokens, self._s.mail_outbox):
+            for key, row in list(table.items()):
+                if row.user_id == user_id:
+                    del table[key]
+        for session_id, session in list(self._s.sessions.items()):
+            if session.user_id == user_id:
+                del self._s.sessions[session_id]
+                for token_id, token in list(self._s.tokens.items()):
+                    if token.session_id == session_id:
+                        del self._s.tokens[token_id]
+        return True
+
+    async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
+        self._s.users[user_id] = dataclasses.replace(self._s.users[user_id], disabled_at=at)
 
     async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
         if any(u.email_key == email_key and u.id != user_id for u in self._s.users.values()):
@@ -161,17 +183,60 @@ class FakeSessions:
             if token.session_id == session_id:
                 await self.clear_sealed_copy(token.id)
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> int:
+        count = 0
         for session in list(self._s.sessions.values()):
             if session.user_id == user_id:
+                count += session.revoked_at is None
                 await self.revoke_session(session.id, at=at, reason=reason)
+        return count
 
     async def revoke_other_sessions(
         self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
-    ) -> None:
+    ) -> int:
+        count = 0
         for session in list(self._s.sessions.values()):
             if session.user_id == user_id and session.id != keep:
+                count += session.revoked_at is None
                 await self.revoke_session(session.id, at=at, reason=reason)
+        return count
+
+    async def revoke_user_session(
+        self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
+    ) -> bool:
+        session = self._s.sessions.get(session_id)
+        if session is None or session.user_id != user_id or session.revoked_at is not None:
+            return False
+        await self.revoke_session(session_id, at=at, reason=reason)
+        return True
+
+    async def owner_of(self, session_id: UUID) -> UUID | None:
+        session = self._s.sessions.get(session_id)
+        return session.user_id if session else None
+
+    async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
+        views = []
+        for session in self._s.sessions.values():
+            tokens = [t for t in self._s.tokens.values() if t.session_id == session.id]
+            if (
+                session.user_id != user_id
+                or session.revoked_at is not None
+                or now >= session.absolute_expires_at
+                or not tokens
+                or max(t.expires_at for t in tokens) <= now
+            ):
+                continue
+            views.append(
+                SessionView(
+                    id=session.id,
+                    user_id=user_id,
+                    created_at=session.created_at,
+                    last_used_at=max(t.issued_at for t in tokens),
+                    user_agent=session.user_agent,
+                    ip_address=session.ip_address,
+                )
+            )
+        return sorted(views, key=lambda v: v.created_at, reverse=True)
 
 
 class FakeOneTimeTokens:
@@ -266,6 +331,14 @@ class FakeAudit:
 
     async def add(self, event: AuditEvent) -> None:
         self._s.audit.append(event)
+
+    async def erase_client_details(self, user_id: UUID) -> None:
+        self._s.audit = [
+            dataclasses.replace(e, client_address=None, user_agent=None)
+            if e.user_id == user_id
+            else e
+            for e in self._s.audit
+        ]
 
     async def list(
         self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100

@@ -233,3 +233,29 @@ async def test_an_audit_event_reaches_the_log_only_when_its_transaction_commits(
     async with FakeUnitOfWork(w["store"]) as uow:
         await trail.add(uow, trail.event("signin", CLIENT))
     assert logged == ["signin"]
+
+
+async def test_every_started_session_is_audited_once_with_the_client() -> None:
+    """SessionService.start is the one place that starts a session: it writes the
+    session's client details and exactly one audit row naming it."""
+    w = build()
+    client = ClientInfo(address="192.0.2.1", user_agent="Bot\x1b[2J/1.0\u0085")
+    await w["accounts"].sign_up(SignUp("cow@cow.jp", "long-enough"), client)
+    await w["accounts"].sign_in("cow@cow.jp", "long-enough", client)
+    sessions = list(w["store"].sessions.values())
+    assert len(sessions) == 2
+    assert {s.user_agent for s in sessions} == {"Bot[2J/1.0"}
+    assert {s.ip_address for s in sessions} == {"192.0.2.1"}
+    assert all(s.last_used_at == s.created_at for s in sessions)
+    started = [(e.name, e.session_id) for e in w["store"].audit if e.session_id]
+    assert sorted(started, key=lambda pair: pair[0]) == sorted(
+        [("signin", sessions[1].id), ("signup", sessions[0].id)], key=lambda pair: pair[0]
+    )
+
+
+def test_client_detail_drops_controls_and_bounds_the_length() -> None:
+    from authgate.services.sessions import client_detail
+
+    assert client_detail(None, 10) is None
+    assert client_detail("\x00\x07 \t", 10) is None
+    assert client_detail("a\r\nb\x9bc" + "d" * 20, 5) == "abcdd"

@@ -152,6 +152,28 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from authgate.cli.operator import OperatorError
+    from authgate.cli.users import run_users
+
+    settings = load_settings()
+    try:
+        return asyncio.run(run_users(settings, args))
+    except OperatorError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from authgate.cli.operator import OperatorError
+    from authgate.cli.sessions import run_sessions
+
+    settings = load_settings()
+    try:
+        return asyncio.run(run_sessions(settings, args))
+    except OperatorError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"authgate {__version__}")
     return 0
@@ -274,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what would be imported, duplicates and invalid rows; write nothing",
     )
     imports.set_defaults(handler=cmd_import)
+
+    # Operator commands (issue 11): users and sessions.
+    from authgate.cli.sessions import add_sessions_parser
+    from authgate.cli.users import add_users_parser
+
+    add_users_parser(commands)
+    commands.choices["users"].set_defaults(handler=cmd_users)
+    add_sessions_parser(commands)
+    commands.choices["sessions"].set_defaults(handler=cmd_sessions)
 
     version = commands.add_parser(
         "version", help="print the version", description="Print authgate's version and exit."

@@ -28,6 +28,8 @@ class User:
     # verified sign-in with the same address binds its subject; then None.
     imported_from: str | None = None
     imported_provider: str | None = None
+    # Set by an operator (``authgate users disable``): no sign-in, no refresh.
+    disabled_at: datetime | None = None
 
     @property
     def full_name(self) -> str:
@@ -73,6 +75,24 @@ class SessionRecord:
     absolute_expires_at: datetime
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
+    # What the session list shows (migration 0006), bounded and free of control
+    # characters when written (services.sessions.client_detail).
+    last_used_at: datetime | None = None
+    user_agent: str | None = None
+    ip_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A live session as its user sees it (``GET /api/v1/sessions``)."""
+
+    id: UUID
+    user_id: UUID
+    created_at: datetime
+    # When its newest refresh token was issued: the last sign-in or refresh.
+    last_used_at: datetime
+    user_agent: str | None
+    ip_address: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from authgate.domain.models import (
     OutgoingMail,
     RefreshTokenRecord,
     SessionRecord,
+    SessionView,
     User,
 )
 
@@ -43,6 +44,19 @@ class UserRepository(Protocol):
     async def count_legacy_password_hashes(self) -> int:
         """Imported accounts whose password is still in its legacy wrapper (not yet
         upgraded by a sign-in)."""
+        ...
+
+    async def list_all(self, *, limit: int) -> list[User]:
+        """The oldest ``limit`` accounts (operator listing)."""
+        ...
+
+    async def delete(self, user_id: UUID) -> bool:
+        """Delete the user; its identities, sessions, refresh tokens, one-time tokens and
+        queued mail go with it (foreign keys ON DELETE CASCADE). Whether it existed."""
+        ...
+
+    async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
+        """Disable the account from ``at``, or enable it again with None."""
         ...
 
     async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
@@ -100,14 +114,29 @@ class SessionRepository(Protocol):
         """Revoke the session (if not yet) and clear its tokens' sealed copies."""
         ...
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
-        """Revoke every session of the user and clear their sealed copies."""
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> int:
+        """Revoke every session of the user and clear their sealed copies; return how
+        many were live."""
         ...
 
     async def revoke_other_sessions(
         self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
-    ) -> None:
-        """Revoke every live session of the user except ``keep``."""
+    ) -> int:
+        """Revoke every live session of the user except ``keep``; return how many."""
+        ...
+
+    async def revoke_user_session(
+        self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
+    ) -> bool:
+        """Revoke the session if it is live and ``user_id``'s; whether it was."""
+        ...
+
+    async def owner_of(self, session_id: UUID) -> UUID | None:
+        """The user a session belongs to, if it exists."""
+        ...
+
+    async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
+        """The user's sessions neither revoked nor expired at ``now``, newest first."""
         ...
 
 
@@ -154,10 +183,16 @@ class MailOutboxRepository(Protocol):
 
 
 class AuditRepository(Protocol):
-    """Append-only: events are added and read, never changed; only pruning removes
-    them, once older than the audit retention."""
+    """Append-only: events are added and read, never changed (but for erasing a
+    deleted account's client details); only pruning removes them, once older than
+    the audit retention."""
 
     async def add(self, event: AuditEvent) -> None: ...
+
+    async def erase_client_details(self, user_id: UUID) -> None:
+        """Forget the address and user agent of every event of the user (account
+        deletion): the events stay, with the user id only."""
+        ...
 
     async def list(
         self, *, user_id: UUID | None = None, since: datetime | None = None, limit: int = 100

@@ -12,7 +12,13 @@ from authgate.clock import Clock
 from authgate.domain.emails import lookup_key, parse_email
 from authgate.domain.models import ClientInfo, TokenPair, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
-from authgate.errors import AccountLocked, EmailNotVerified, InvalidCredentials, InvalidInput
+from authgate.errors import (
+    AccountDisabled,
+    AccountLocked,
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidInput,
+)
 from authgate.services.audit import AuditTrail
 from authgate.services.mail_delivery import MailOutbox
 from authgate.services.one_time_tokens import VERIFY
@@ -99,11 +105,7 @@ class AccountService:
             if self._verification == "required":
                 await self._audit.add(uow, self._audit.event("signup", client, user_id=user.id))
                 return VerificationRequired()
-            started = await self._sessions.start(uow, user)
-            event = self._audit.event(
-                "signup", client, user_id=user.id, session_id=started.session_id
-            )
-            await self._audit.add(uow, event)
+            started = await self._sessions.start(uow, user, client, event="signup")
         return self._sessions.tokens_for(started)
 
     async def sign_in(self, email: str, password: str, client: ClientInfo) -> TokenPair:
@@ -130,6 +132,14 @@ class AccountService:
         if not await self._hasher.verify(user.password_hash, password):
             await self._refuse(client, "wrong_password", user.id)
         await self._throttles.record_success(key)
+        if user.disabled_at is not None:
+            # After the password check, like the verification refusal below.
+            await self._audit.record(
+                self._audit.event(
+                    "signin_failed", client, user_id=user.id, reason="account_disabled"
+                )
+            )
+            raise AccountDisabled()
         if self._verification == "required" and not user.email_verified:
             # After the password check: only the account's owner learns this.
             await self._audit.record(
@@ -146,15 +156,13 @@ class AccountService:
         async with self._uow() as uow:
             if new_hash is not None:
                 await uow.users.set_password_hash(user.id, new_hash)
-            started = await self._sessions.start(uow, user)
-            event = self._audit.event(
-                "signin",
+            started = await self._sessions.start(
+                uow,
+                user,
                 client,
-                user_id=user.id,
-                session_id=started.session_id,
+                event="signin",
                 reason="password_rehashed" if new_hash is not None else None,
             )
-            await self._audit.add(uow, event)
         return self._sessions.tokens_for(started)
 
     async def _audit_lock(self, key: str, client: ClientInfo, *, started: bool) -> None:

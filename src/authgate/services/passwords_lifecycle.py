@@ -60,7 +60,10 @@ class PasswordLifecycleService:
         await self._throttles.check_mail_account(key)
         async with self._uow() as uow:
             user = await uow.users.get_by_email_key(key)
-            target = user if user is not None and user.email is not None else None
+            # A disabled account gets no mail either, and the same answer: the
+            # blank row keeps the work (and so the timing) the same.
+            usable = user is not None and user.email is not None and user.disabled_at is None
+            target = user if usable else None
             await self._outbox.enqueue(
                 uow,
                 user_id=target.id if target else None,

@@ -23,7 +23,7 @@ Never for an account that holds a password.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from authgate.clock import Clock
@@ -32,6 +32,7 @@ from authgate.domain.identity import IdTokenVerifier, VerifiedIdentity
 from authgate.domain.models import ClientInfo, IdentityRecord, IdTokenUse, TokenPair, User
 from authgate.domain.ports import Throttles, UnitOfWork, UnitOfWorkFactory
 from authgate.errors import (
+    AccountDisabled,
     AccountNotFound,
     IdentityTaken,
     InvalidIdToken,
@@ -89,26 +90,24 @@ class ProviderAccountService:
         await self._throttles.check_ip("signup", client.address or "")
         first, last = clean_name(names.first_name), clean_name(names.last_name)
         identity = await self._verify(provider, token, nonce)
-        async with self._uow() as uow:
-            await self._use_once(uow, identity)
-            if await uow.identities.get(identity.provider, identity.subject) is not None:
-                raise IdentityTaken()
-            user = await self._bind_imported(uow, identity, client)
-            if user is None:
-                user = await self._link_by_email(uow, identity, client)
-            if user is None:
-                user = await self._create(uow, identity, ProviderNames(first, last), client)
-            started = await self._sessions.start(uow, user)
-            await self._audit.add(
-                uow,
-                self._audit.event(
-                    "provider_signup",
-                    client,
-                    user_id=user.id,
-                    session_id=started.session_id,
-                    provider=identity.provider,
-                ),
-            )
+        refused = _Refused()
+        try:
+            async with self._uow() as uow:
+                await self._use_once(uow, identity)
+                if await uow.identities.get(identity.provider, identity.subject) is not None:
+                    raise IdentityTaken()
+                user = await self._bind_imported(uow, identity, client)
+                if user is None:
+                    user = await self._link_by_email(uow, identity, client)
+                if user is None:
+                    user = await self._create(uow, identity, ProviderNames(first, last), client)
+                refused.check(user)
+                started = await self._sessions.start(
+                    uow, user, client, event="provider_signup", provider=identity.provider
+                )
+        except AccountDisabled:
+            await self._audit_disabled(refused, identity, client)
+            raise
         return self._sessions.tokens_for(started)
 
     async def sign_in(
@@ -116,35 +115,80 @@ class ProviderAccountService:
     ) -> TokenPair:
         await self._throttles.check_ip("auth", client.address or "")
         identity = await self._verify(provider, token, nonce)
-        async with self._uow() as uow:
-            await self._use_once(uow, identity)
-            user = await self._known_user(uow, identity)
-            if user is None:
-                user = await self._bind_imported(uow, identity, client)
-            if user is None:
-                user = await self._link_by_email(uow, identity, client)
-            if user is None:
-                if not self._signup_on_signin:
-                    raise AccountNotFound(detail_for_log=f"{provider} identity without account")
-                user = await self._create(uow, identity, ProviderNames(), client)
-            started = await self._sessions.start(uow, user)
-            await self._audit.add(
-                uow,
-                self._audit.event(
-                    "provider_signin",
-                    client,
-                    user_id=user.id,
-                    session_id=started.session_id,
-                    provider=identity.provider,
-                ),
-            )
+        refused = _Refused()
+        try:
+            async with self._uow() as uow:
+                await self._use_once(uow, identity)
+                user = await self._known_user(uow, identity)
+                if user is None:
+                    user = await self._bind_imported(uow, identity, client)
+                if user is None:
+                    user = await self._link_by_email(uow, identity, client)
+                if user is None:
+                    if not self._signup_on_signin:
+                        raise AccountNotFound(detail_for_log=f"{provider} identity without account")
+                    user = await self._create(uow, identity, ProviderNames(), client)
+                refused.check(user)
+                started = await self._sessions.start(
+                    uow, user, client, event="provider_signin", provider=identity.provider
+                )
+        except AccountDisabled:
+            await self._audit_disabled(refused, identity, client)
+            raise
         return self._sessions.tokens_for(started)
+
+    async def _audit_disabled(
+        self, refused: _Refused, identity: VerifiedIdentity, client: ClientInfo
+    ) -> None:
+        # The transaction (and the ID token's use, and any link) rolled back; the
+        # refusal is recorded on its own, like a refused password sign-in.
+        await self._audit.record(
+            self._audit.event(
+                "signin_failed",
+                client,
+                user_id=refused.user_id,
+                reason="account_disabled",
+                provider=identity.provider,
+            )
+        )
 
     async def _verify(self, provider: str, token: str, nonce: str | None) -> VerifiedIdentity:
         verifier = self._verifiers.get(provider)
         if verifier is None:
             raise ProviderNotEnabled(detail_for_log=f"provider {provider[:64]!r} not configured")
         return await verifier.verify(token, nonce=nonce)
+
+    async def verify_linked(
+        self,
+        token: str,
+        *,
+        nonce: str | None,
+        provider: str | None,
+        linked: Sequence[IdentityRecord],
+    ) -> VerifiedIdentity:
+        """Verify ``token`` as sign-in does and require that it is one of ``linked``
+        (a confirmation for account deletion). ``provider`` names the verifier; by
+        default each linked provider's is tried."""
+        names = [provider] if provider else sorted({record.provider for record in linked})
+        for name in names:
+            verifier = self._verifiers.get(name)
+            if verifier is None:
+                continue
+            try:
+                identity = await verifier.verify(token, nonce=nonce)
+            except InvalidIdToken:
+                continue
+            if any(
+                (record.provider, record.subject) == (identity.provider, identity.subject)
+                for record in linked
+            ):
+                return identity
+            raise InvalidIdToken(detail_for_log="id token of an identity not linked to this user")
+        raise InvalidIdToken(detail_for_log="no linked provider verified the id token")
+
+    async def use_once(self, uow: UnitOfWork, identity: VerifiedIdentity) -> None:
+        """Use up ``identity``'s ID token inside ``uow`` (refused if it was used)."""
+        await self._use_once(uow, identity)
 
     async def _use_once(self, uow: UnitOfWork, identity: VerifiedIdentity) -> None:
         """Record that this token starts a session; refuse a token that already did.
@@ -283,6 +327,17 @@ class ProviderAccountService:
             created_at=now,
             last_used_at=now,
         )
+
+
+class _Refused:
+    """Which disabled account a provider sign-in reached, for the audit row."""
+
+    user_id: uuid.UUID | None = None
+
+    def check(self, user: User) -> None:
+        if user.disabled_at is not None:
+            self.user_id = user.id
+            raise AccountDisabled()
 
 
 def _email_key(address: str) -> str | None:

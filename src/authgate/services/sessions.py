@@ -14,9 +14,11 @@ rest once the leeway has passed.
 from __future__ import annotations
 
 import hmac
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from uuid import UUID
 
 from authgate.clock import Clock
@@ -55,6 +57,37 @@ class StartedSession:
     refresh_token: str
 
 
+class RotationOutcome(Enum):
+    ROTATED = "rotated"  # a new successor was issued
+    RETRIED = "retried"  # a retry of the parent within the leeway: the same successor again
+    REUSED = "reused"  # an already-rotated token came back: the family is revoked
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What presenting a refresh token did; ``refresh_token`` is None exactly when reused."""
+
+    outcome: RotationOutcome
+    user: User
+    session_id: UUID
+    refresh_token: str | None = None
+
+
+# Bounds of what a session keeps about the client that started it (the columns' sizes).
+MAX_USER_AGENT_LENGTH = 256
+MAX_ADDRESS_LENGTH = 64
+
+
+def client_detail(value: str | None, limit: int) -> str | None:
+    """``value`` without control characters, cut to ``limit``; None when nothing is left.
+
+    Shown back to the user in the session list: a header is attacker-controlled."""
+    if value is None:
+        return None
+    cleaned = "".join(ch for ch in value if unicodedata.category(ch) != "Cc").strip()
+    return cleaned[:limit] or None
+
+
 class SessionService:
     def __init__(
         self,
@@ -75,18 +108,44 @@ class SessionService:
         self._policy = policy
         self._audit = audit
 
-    async def start(self, uow: UnitOfWork, user: User) -> StartedSession:
-        """Create a session and its first refresh token within ``uow``."""
+    async def start(
+        self,
+        uow: UnitOfWork,
+        user: User,
+        client: ClientInfo,
+        *,
+        event: str,
+        provider: str | None = None,
+        reason: str | None = None,
+    ) -> StartedSession:
+        """Start a session for ``user`` within ``uow`` and audit it as ``event``.
+
+        The one way every flow starts a session; mint its tokens with
+        :meth:`tokens_for` once ``uow`` has committed."""
         now = self._clock.now()
         session = SessionRecord(
             id=uuid.uuid4(),
             user_id=user.id,
             created_at=now,
             absolute_expires_at=now + timedelta(seconds=self._policy.absolute_ttl_seconds),
+            last_used_at=now,
+            user_agent=client_detail(client.user_agent, MAX_USER_AGENT_LENGTH),
+            ip_address=client_detail(client.address, MAX_ADDRESS_LENGTH),
         )
         token = new_refresh_token()
         await uow.sessions.add_session(session)
         await uow.sessions.add_token(self._record(session, token, parent_id=None, now=now))
+        await self._audit.add(
+            uow,
+            self._audit.event(
+                event,
+                client,
+                user_id=user.id,
+                session_id=session.id,
+                provider=provider,
+                reason=reason,
+            ),
+        )
         return StartedSession(user=user, session_id=session.id, refresh_token=token)
 
     def tokens_for(self, started: StartedSession) -> TokenPair:
@@ -106,31 +165,41 @@ class SessionService:
         await self._throttles.check_ip("refresh", client.address or "")
         token_hash = _hash_presented(token)
         async with self._uow() as uow:
-            outcome = await self._rotate(uow, token, token_hash, expected_email_key)
-            if isinstance(outcome, RefreshTokenReused):
-                name, user_id, session_id = (
-                    "refresh_reuse_detected",
-                    outcome.user_id,
-                    outcome.session_id,
-                )
-            else:
-                name, user_id, session_id = "refresh", outcome.user.id, outcome.session_id
-            event = self._audit.event(name, client, user_id=user_id, session_id=session_id)
+            rotation = await self._rotate(uow, token, token_hash, expected_email_key)
+            reused = rotation.outcome is RotationOutcome.REUSED
+            event = self._audit.event(
+                "refresh_reuse_detected" if reused else "refresh",
+                client,
+                user_id=rotation.user.id,
+                session_id=rotation.session_id,
+            )
             await self._audit.add(uow, event)
         # Raised only after the block has committed the family's revocation.
-        if isinstance(outcome, RefreshTokenReused):
-            raise outcome
-        return self.tokens_for(outcome)
+        if rotation.refresh_token is None:
+            raise RefreshTokenReused(
+                detail_for_log=f"reuse detected in session {rotation.session_id}"
+            )
+        return self.tokens_for(
+            StartedSession(
+                user=rotation.user,
+                session_id=rotation.session_id,
+                refresh_token=rotation.refresh_token,
+            )
+        )
 
     async def _rotate(
         self, uow: UnitOfWork, token: str, token_hash: str, expected_email_key: str | None
-    ) -> StartedSession | RefreshTokenReused:
+    ) -> Rotation:
         found = await uow.sessions.find_token(token_hash)
         if found is None:
             raise InvalidRefreshToken(detail_for_log="unknown refresh token")
         record, session, user = found.token, found.session, found.user
         if expected_email_key is not None and user.email_key != expected_email_key:
             raise InvalidRefreshToken(detail_for_log="email does not match the token's owner")
+        if user.disabled_at is not None:
+            # Read in the same query as the token: no extra round trip. Disabling
+            # also revokes the sessions; this covers a refresh racing it.
+            raise InvalidRefreshToken(detail_for_log="account disabled")
         now = self._clock.now()
         self._check_usable(session, now)
         if found.successor is None:
@@ -154,17 +223,15 @@ class SessionService:
                     # The presented token's own sealed copy served its parent's
                     # retries; its parent is an ancestor now and may never have it.
                     await uow.sessions.clear_sealed_copy(record.id)
-                return StartedSession(user=user, session_id=session.id, refresh_token=successor)
+                return Rotation(RotationOutcome.ROTATED, user, session.id, successor)
             # Another request rotated it between our read and our insert: continue
             # as with any already-rotated token (its successor is sealed for us).
             found = await self._reload(uow, token_hash)
         retry = self._retry_within_leeway(token, found, now)
         if retry is not None:
-            return StartedSession(user=user, session_id=session.id, refresh_token=retry)
+            return Rotation(RotationOutcome.RETRIED, user, session.id, retry)
         await uow.sessions.revoke_session(session.id, at=now, reason="reuse_detected")
-        reused = RefreshTokenReused(detail_for_log=f"reuse detected in session {session.id}")
-        reused.session_id, reused.user_id = session.id, user.id
-        return reused
+        return Rotation(RotationOutcome.REUSED, user, session.id)
 
     async def revoke(
         self, token: str, client: ClientInfo, *, expected_email_key: str | None = None

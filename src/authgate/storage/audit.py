@@ -1,5 +1,6 @@
 """The audit repository: insert and read (the log is append-only; only pruning, in
-storage/pruning.py, removes events older than the audit retention)."""
+storage/pruning.py, removes events older than the audit retention, and deleting an
+account erases the address and user agent of its events)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.domain.models import AuditEvent
@@ -23,9 +24,19 @@ def _clip(value: str | None, length: int) -> str | None:
 _INSERT_EVENT = insert(audit_events)
 
 
+_ERASE_CLIENT_DETAILS = (
+    update(audit_events)
+    .where(audit_events.c.user_id == bindparam("b_user_id"))
+    .values(client_address=None, user_agent=None)
+)
+
+
 class SqlAuditRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
+
+    async def erase_client_details(self, user_id: UUID) -> None:
+        await self._conn.execute(_ERASE_CLIENT_DETAILS, {"b_user_id": user_id})
 
     async def add(self, event: AuditEvent) -> None:
         await self._conn.execute(

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +25,7 @@ from authgate.domain.models import (
     IdentityRecord,
     RefreshTokenRecord,
     SessionRecord,
+    SessionView,
     User,
 )
 from authgate.errors import EmailTaken, IdentityTaken
@@ -46,6 +47,7 @@ def _user(row: Any, prefix: str = "") -> User:
         created_at=value[f"{prefix}created_at"],
         imported_from=value[f"{prefix}imported_from"],
         imported_provider=value[f"{prefix}imported_provider"],
+        disabled_at=value[f"{prefix}disabled_at"],
     )
 
 
@@ -83,6 +85,14 @@ _CHANGE_EMAIL = (
         email_verified=True,
     )
 )
+_SET_DISABLED = (
+    update(users)
+    .where(users.c.id == bindparam("b_user_id"))
+    .values(disabled_at=bindparam("b_at", type_=users.c.disabled_at.type))
+)
+
+_ALL_USERS = select(users).order_by(users.c.created_at, users.c.id).limit(bindparam("limit"))
+_DELETE_USER = delete(users).where(users.c.id == bindparam("user_id"))
 
 
 class SqlUserRepository:
@@ -142,6 +152,16 @@ class SqlUserRepository:
 
     async def count_legacy_password_hashes(self) -> int:
         return int((await self._conn.execute(_COUNT_LEGACY_HASHES)).scalar_one())
+
+    async def list_all(self, *, limit: int) -> list[User]:
+        return [_user(row) for row in await self._conn.execute(_ALL_USERS, {"limit": limit})]
+
+    async def delete(self, user_id: UUID) -> bool:
+        result = await self._conn.execute(_DELETE_USER, {"user_id": user_id})
+        return bool(result.rowcount)
+
+    async def set_disabled(self, user_id: UUID, at: datetime | None) -> None:
+        await self._conn.execute(_SET_DISABLED, {"b_user_id": user_id, "b_at": at})
 
     async def change_email(self, user_id: UUID, *, email: str, email_key: str) -> None:
         try:
@@ -334,6 +354,62 @@ _REVOKE_OTHER_SESSIONS = (
     .values(**_SESSION_REVOCATION)
 )
 
+# Revoking one session by id only if it belongs to the user: another user's id
+# matches no row, exactly like an unknown one.
+_REVOKE_USER_SESSION = (
+    update(sessions)
+    .where(
+        sessions.c.id == bindparam("b_session_id"),
+        sessions.c.user_id == bindparam("b_user_id"),
+        sessions.c.revoked_at.is_(None),
+    )
+    .values(**_SESSION_REVOCATION)
+)
+_CLEAR_OTHER_SEALED_COPIES = (
+    update(refresh_tokens)
+    .where(
+        refresh_tokens.c.session_id.in_(
+            select(sessions.c.id).where(
+                sessions.c.user_id == bindparam("b_user_id"), sessions.c.id != bindparam("b_keep")
+            )
+        ),
+        refresh_tokens.c.sealed_for_parent.is_not(None),
+    )
+    .values(sealed_for_parent=None)
+)
+# Live: not revoked, within its absolute lifetime, and its newest token not
+# idle-expired. The newest token's issue time is the session's last use.
+_NOW = bindparam("now", type_=sessions.c.absolute_expires_at.type)
+_LAST_ISSUED = func.max(refresh_tokens.c.issued_at).label("last_issued_at")
+_LIVE_SESSIONS = (
+    select(
+        sessions.c.id,
+        sessions.c.user_id,
+        sessions.c.created_at,
+        sessions.c.last_used_at,
+        sessions.c.user_agent,
+        sessions.c.ip_address,
+        _LAST_ISSUED,
+    )
+    .join(refresh_tokens, refresh_tokens.c.session_id == sessions.c.id)
+    .where(
+        sessions.c.user_id == bindparam("user_id"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.absolute_expires_at > _NOW,
+    )
+    .group_by(
+        sessions.c.id,
+        sessions.c.user_id,
+        sessions.c.created_at,
+        sessions.c.last_used_at,
+        sessions.c.user_agent,
+        sessions.c.ip_address,
+    )
+    .having(func.max(refresh_tokens.c.expires_at) > _NOW)
+    .order_by(sessions.c.created_at.desc(), sessions.c.id)
+)
+_SESSION_OWNER = select(sessions.c.user_id).where(sessions.c.id == bindparam("session_id"))
+
 
 class SqlSessionRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -349,6 +425,9 @@ class SqlSessionRepository:
                 "absolute_expires_at": session.absolute_expires_at,
                 "revoked_at": session.revoked_at,
                 "revoked_reason": session.revoked_reason,
+                "last_used_at": session.last_used_at,
+                "user_agent": session.user_agent,
+                "ip_address": session.ip_address,
             },
         )
 
@@ -390,19 +469,57 @@ class SqlSessionRepository:
         )
         await self._conn.execute(_CLEAR_SESSION_SEALED_COPIES, {"b_session_id": session_id})
 
-    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> None:
-        await self._conn.execute(
+    async def revoke_user_sessions(self, user_id: UUID, *, at: datetime, reason: str) -> int:
+        result = await self._conn.execute(
             _REVOKE_USER_SESSIONS, {"b_user_id": user_id, "b_at": at, "b_reason": reason}
         )
         await self._conn.execute(_CLEAR_USER_SEALED_COPIES, {"b_user_id": user_id})
+        return int(result.rowcount)
 
     async def revoke_other_sessions(
         self, user_id: UUID, *, keep: UUID, at: datetime, reason: str
-    ) -> None:
-        await self._conn.execute(
+    ) -> int:
+        result = await self._conn.execute(
             _REVOKE_OTHER_SESSIONS,
             {"b_user_id": user_id, "b_keep": keep, "b_at": at, "b_reason": reason},
         )
+        await self._conn.execute(_CLEAR_OTHER_SEALED_COPIES, {"b_user_id": user_id, "b_keep": keep})
+        return int(result.rowcount)
+
+    async def revoke_user_session(
+        self, user_id: UUID, session_id: UUID, *, at: datetime, reason: str
+    ) -> bool:
+        result = await self._conn.execute(
+            _REVOKE_USER_SESSION,
+            {"b_session_id": session_id, "b_user_id": user_id, "b_at": at, "b_reason": reason},
+        )
+        if result.rowcount != 1:
+            return False
+        await self._conn.execute(_CLEAR_SESSION_SEALED_COPIES, {"b_session_id": session_id})
+        return True
+
+    async def owner_of(self, session_id: UUID) -> UUID | None:
+        result = await self._conn.execute(_SESSION_OWNER, {"session_id": session_id})
+        owner: UUID | None = result.scalar_one_or_none()
+        return owner
+
+    async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
+        rows = await self._conn.execute(_LIVE_SESSIONS, {"user_id": user_id, "now": now})
+        return [
+            SessionView(
+                id=row.id,
+                user_id=row.user_id,
+                created_at=row.created_at,
+                last_used_at=max(
+                    value
+                    for value in (row.last_used_at, row.last_issued_at, row.created_at)
+                    if value is not None
+                ),
+                user_agent=row.user_agent,
+                ip_address=row.ip_address,
+            )
+            for row in rows
+        ]
 
 
 def _token_values(token: RefreshTokenRecord) -> dict[str, Any]:

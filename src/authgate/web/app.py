@@ -28,6 +28,7 @@ from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
+from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.audit import AuditTrail
 from authgate.services.email_verification import EmailVerificationService
@@ -38,6 +39,7 @@ from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.pruning import PeriodicPruning, PruningService, RetentionPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
+from authgate.services.user_sessions import UserSessionService
 from authgate.storage.engine import create_engine
 from authgate.storage.migrate import head_revision
 from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
@@ -47,6 +49,7 @@ from authgate.web.container import Container
 from authgate.web.mail_setup import build_mail
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
 from authgate.web.routes import account, legacy, v1, well_known
+from authgate.web.routes import sessions as sessions_routes
 
 logger = logging.getLogger("authgate")
 OPENAPI_URL = "/openapi.json"
@@ -245,6 +248,17 @@ def create_app(
             email_verification=email_verification,
             passwords=passwords,
             mail=mail.delivery,
+            user_sessions=UserSessionService(
+                uow=uow, clock=clock, audit=audit, throttles=throttles
+            ),
+            account_deletion=AccountDeletionService(
+                uow=uow,
+                clock=clock,
+                audit=audit,
+                throttles=throttles,
+                confirmation=confirmation,
+                providers=provider_accounts,
+            ),
             jwks_body=jwks_json(key_set),
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
             schema_revision=head_revision(),
@@ -304,7 +318,13 @@ def create_app(
     # matcher, which cost every request ~13 us, a tenth of a token check. The
     # module routers already carry their prefixes and tags, so their APIRoute
     # objects stand on their own; the OpenAPI schema is the same.
-    for module_router in (legacy.router, well_known.router, v1.router, account.router):
+    for module_router in (
+        legacy.router,
+        well_known.router,
+        v1.router,
+        account.router,
+        sessions_routes.router,
+    ):
         app.router.routes.extend(module_router.routes)
     if settings.docs_on:
         docs.install(app, openapi_url=OPENAPI_URL)

@@ -8,12 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
 from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.email_verification import EmailVerificationService
 from authgate.services.mail_delivery import MailDelivery
 from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
+from authgate.services.user_sessions import UserSessionService
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Container:
     email_verification: EmailVerificationService
     passwords: PasswordLifecycleService
     mail: MailDelivery
+    user_sessions: UserSessionService
+    account_deletion: AccountDeletionService
     jwks_body: bytes
     jwks_max_age_seconds: int
     # The migration the code expects; /readyz is not ready until the database is at it.

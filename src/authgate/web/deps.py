@@ -10,11 +10,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from authgate.domain.models import ClientInfo
+from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.email_verification import EmailVerificationService
 from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
+from authgate.services.user_sessions import UserSessionService
 from authgate.web.container import Container
 
 
@@ -48,6 +50,18 @@ async def _passwords(request: Request) -> PasswordLifecycleService:
     return container.passwords
 
 
+async def _user_sessions(request: Request) -> UserSessionService:
+    container: Container = request.app.state.container
+    return container.user_sessions
+
+
+async def _account_deletion(request: Request) -> AccountDeletionService:
+    container: Container = request.app.state.container
+    return container.account_deletion
+
+
+AccountDeletion = Annotated[AccountDeletionService, Depends(_account_deletion)]
+UserSessions = Annotated[UserSessionService, Depends(_user_sessions)]
 EmailVerification = Annotated[EmailVerificationService, Depends(_email_verification)]
 Passwords = Annotated[PasswordLifecycleService, Depends(_passwords)]
 AppContainer = Annotated[Container, Depends(_container)]

@@ -11,7 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Deeper JSON than this is not a sign-in request; refusing it early also keeps the
 # parser far from Python's recursion limit.
 MAX_JSON_DEPTH = 32
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# DELETE too: DELETE /api/v1/me carries a confirmation body.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class BodyTooLarge(HTTPException):
@@ -143,7 +144,7 @@ def is_json_media_type(content_type: str) -> bool:
 
 
 class JsonRequestGuard:
-    """Bodies of POST/PUT/PATCH must be JSON, declared as such, unambiguous and shallow.
+    """Bodies of POST/PUT/PATCH/DELETE must be JSON, declared as such, unambiguous and shallow.
 
     Runs inside :class:`BodySizeLimit`, so the body it buffers is already bounded.
     Wrong ``Content-Type`` -> 415; duplicate keys, nesting over ``MAX_JSON_DEPTH``

@@ -153,3 +153,31 @@ class EmailChangeRequest(_Body):
 
 class SignUpPendingResponse(BaseModel):
     emailVerificationRequired: bool = True
+
+
+# --- Sessions a user can see and end (issue 11) ---
+class SessionResponse(BaseModel):
+    id: str
+    createdAt: str
+    lastUsedAt: str
+    userAgent: str | None
+    ipAddress: str | None
+    current: bool = Field(description="Whether this is the session of the calling access token")
+
+
+class SessionListResponse(BaseModel):
+    sessions: list[SessionResponse]
+
+
+class SessionsEndedResponse(BaseModel):
+    ended: int = Field(description="How many other sessions were ended")
+
+
+class AccountDeleteRequest(_Body):
+    """``DELETE /api/v1/me``: the password, or for an account without one an ID
+    token of a linked provider (``provider`` names it; by default each is tried)."""
+
+    password: Password | None = None
+    jwt: IdToken | None = None
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    nonce: Nonce | None = None

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from authgate.web.deps import Client, EmailVerification, Passwords
+from authgate.web.deps import AccountDeletion, Client, EmailVerification, Passwords
 from authgate.web.guard import CurrentClaims
 from authgate.web.responses import private_json
 from authgate.web.schemas import (
+    AccountDeleteRequest,
     EmailChangeRequest,
     EmailVerifyRequest,
     EmptyResponse,
@@ -79,5 +80,26 @@ async def change_password(
 ) -> Response:
     await passwords.change(
         claims.subject, claims.session_id, body.currentPassword, body.newPassword, client
+    )
+    return private_json({})
+
+
+@router.delete("/me", response_model=EmptyResponse)
+async def delete_account(
+    claims: CurrentClaims,
+    deletion: AccountDeletion,
+    client: Client,
+    body: AccountDeleteRequest | None = None,
+) -> Response:
+    """Delete the caller's account, confirmed by its password or a linked provider's
+    new ID token; 401 and nothing deleted when the confirmation fails."""
+    body = body or AccountDeleteRequest()
+    await deletion.delete_own(
+        claims.subject,
+        client,
+        password=body.password,
+        id_token=body.jwt,
+        provider=body.provider,
+        nonce=body.nonce,
     )
     return private_json({})
