@@ -78,7 +78,12 @@ class FakeUsers:
     async def delete(self, user_id: UUID) -> bool:
         if self._s.users.pop(user_id, None) is None:
             return False
-        for table in (self._s.identities, self._s.one_time_tokens, self._s.mail_outbox):
+        owned: tuple[dict[Any, Any], ...] = (
+            self._s.identities,
+            self._s.one_time_tokens,
+            self._s.mail_outbox,
+        )
+        for table in owned:
             for key, row in list(table.items()):
                 if row.user_id == user_id:
                     del table[key]
