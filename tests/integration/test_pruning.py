@@ -487,3 +487,61 @@ async def test_expired_one_time_tokens_and_finished_mail_go(
     zero = await _service(engine, clock, session_retention_days=0).run()
     assert zero.mail == 2
     assert await _ids(database_url, "mail_outbox") == {still_retrying}
+
+
+async def _chain(
+    rows: Rows, session_id: UUID, times: list[tuple[timedelta, timedelta]]
+) -> list[UUID]:
+    """Tokens of one rotation chain, oldest first, each the parent of the next."""
+    chain: list[UUID] = []
+    for issued, expires in times:
+        parent = chain[-1] if chain else None
+        chain.append(await rows.token(session_id, issued=issued, expires=expires, parent=parent))
+    return chain
+
+
+async def test_a_chain_is_pruned_from_its_old_end_and_its_session_lives(
+    rows: Rows, engine: AsyncEngine, clock: FrozenClock, database_url: URL
+) -> None:
+    # Found by review: with a LIMIT and no order, a batch could delete a child but
+    # not its parent, which then looked current (and idle-expired): the next run
+    # deleted the live session. Batches of one make every interleaving possible.
+    live = await rows.session(absolute=60 * DAY)
+    old = [(-80 * DAY, -50 * DAY), (-80 * DAY, -50 * DAY), (-70 * DAY, -40 * DAY)]
+    chain = await _chain(rows, live, [*old, (-1 * DAY, 29 * DAY)])
+    service = _service(engine, clock, batch_size=1)
+    first = await service.run()
+    second = await service.run()
+    assert (first.refresh_tokens, first.sessions) == (3, 0)
+    assert (second.refresh_tokens, second.sessions) == (0, 0)
+    assert await _ids(database_url, "sessions") == {live}
+    assert await _ids(database_url, "refresh_tokens") == {chain[-1]}
+
+
+async def test_many_live_sessions_survive_repeated_pruning(
+    rows: Rows, engine: AsyncEngine, clock: FrozenClock, database_url: URL
+) -> None:
+    times = [(-90 * DAY + i * DAY, -60 * DAY + i * DAY) for i in range(4)]
+    sessions = set()
+    for _ in range(40):
+        session_id = await rows.session(absolute=60 * DAY)
+        await _chain(rows, session_id, [*times, (-1 * DAY, 29 * DAY)])
+        sessions.add(session_id)
+    service = _service(engine, clock, batch_size=7)
+    for _ in range(3):
+        await service.run()
+    assert await _ids(database_url, "sessions") == sessions
+    assert len(await _ids(database_url, "refresh_tokens")) == 40
+
+
+async def test_pruning_never_makes_an_old_token_refreshable_again(
+    rows: Rows, engine: AsyncEngine, clock: FrozenClock, database_url: URL
+) -> None:
+    # A child that expired before its parent (REFRESH_TOKEN_TTL_SECONDS lowered):
+    # deleting it alone would let the parent rotate a second time.
+    live = await rows.session(absolute=60 * DAY)
+    parent, child, current = await _chain(
+        rows, live, [(-10 * DAY, 20 * DAY), (-9 * DAY, -1 * DAY), (-1 * DAY, 29 * DAY)]
+    )
+    await _service(engine, clock, session_retention_days=0).run()
+    assert await _ids(database_url, "refresh_tokens") == {parent, child, current}

@@ -30,6 +30,8 @@ from authgate.storage.tables import (
 
 _child = refresh_tokens.alias("child")
 _has_successor = exists().where(_child.c.parent_id == refresh_tokens.c.id)
+_parent = refresh_tokens.alias("parent")
+_has_parent_row = exists().where(_parent.c.id == refresh_tokens.c.parent_id)
 
 # A session has ended when it was revoked, reached its absolute lifetime, or its
 # current token (the one no row names as parent) idle-expired. Three reads, each
@@ -55,10 +57,19 @@ _DELETE_SESSION_TOKENS = delete(refresh_tokens).where(
 _DELETE_SESSIONS = delete(sessions).where(sessions.c.id.in_(bindparam("ids", expanding=True)))
 
 # Rotated tokens stay while presenting them can still be detected as reuse; once
-# expired past the retention they are deleted from live sessions too.
+# expired past the retention they are deleted from live sessions too, but only from
+# the old end of each chain (a token whose parent row is already gone). A token is
+# "rotated" because a row names it as parent: deleting a child while its parent
+# stays would make the parent look current again, so the next run would take its
+# live session for idle-expired and delete it, and a parent not yet expired could
+# be refreshed a second time, forking the session.
 _ROTATED_EXPIRED_TOKENS = (
     select(refresh_tokens.c.id)
-    .where(refresh_tokens.c.expires_at <= bindparam("before"), _has_successor)
+    .where(
+        refresh_tokens.c.expires_at <= bindparam("before"),
+        _has_successor,
+        ~_has_parent_row,
+    )
     .limit(bindparam("limit"))
 )
 _DELETE_TOKENS = delete(refresh_tokens).where(
