@@ -69,3 +69,28 @@ async def test_a_pool_that_stays_busy_is_unavailable_not_an_error(tmp_path: Any)
             pass
     finally:
         await engine.dispose()
+
+
+async def test_database_errors_never_show_bound_parameters(database_url: URL) -> None:
+    # Error texts can reach a log: password and token hashes must not be in them.
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from authgate.storage.engine import create_engine
+
+    engine = create_engine(database_url)
+    secret = "argon2-hash-that-must-not-be-logged"
+    insert = text(
+        "INSERT INTO users (id, email, email_key, email_verified, given_name, family_name, "
+        "display_name, password_hash, created_at, updated_at) VALUES (:id, 'a@x.io', "
+        "'a@x.io', 0, '', '', '', :hash, '2030-01-01 00:00:00', '2030-01-01 00:00:00')"
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert, {"id": "1" * 32, "hash": secret})
+        with pytest.raises(IntegrityError) as failed:
+            async with engine.begin() as connection:
+                await connection.execute(insert, {"id": "2" * 32, "hash": secret})
+        assert secret not in str(failed.value)
+    finally:
+        await engine.dispose()

@@ -142,11 +142,12 @@ class JwtAccessTokens:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in (ACCESS_TOKEN_TYPE, "application/at+jwt"):
             # Refuses provider ID tokens and any other JWT signed by someone else.
-            raise InvalidAccessToken(detail_for_log=f"typ {typ!r} is not at+jwt")
+            raise InvalidAccessToken(detail_for_log=f"typ {str(typ)[:64]!r} is not at+jwt")
         kid = header.get("kid")
         key = self._keys.by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
-            raise InvalidAccessToken(detail_for_log=f"unknown kid {kid!r}")
+            # Cut: the header is the caller's, and a log line is not theirs to fill.
+            raise InvalidAccessToken(detail_for_log=f"unknown kid {str(kid)[:64]!r}")
         if key.algorithm == "ES256" and not is_low_s(token.rsplit(".", 1)[1]):
             raise InvalidAccessToken(detail_for_log="ES256 signature not in low-s form")
         claims = self._jwt.decode(

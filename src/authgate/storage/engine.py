@@ -56,6 +56,9 @@ def create_engine(
         return _sqlite_engine(url, pool_timeout=pool_timeout)
     return create_async_engine(
         url,
+        # Bound parameters (password hashes, token hashes) never appear in the text
+        # of a database error, which may reach a log.
+        hide_parameters=True,
         async_creator=_bounded_connect(url, timeout=connect_timeout),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -114,6 +117,7 @@ def _sqlite_engine(url: URL, *, pool_timeout: float) -> AsyncEngine:
     ensure_sqlite_directory(url)
     engine = create_async_engine(
         url,
+        hide_parameters=True,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
         # Every transaction takes SQLite's one write lock (BEGIN IMMEDIATE below),
         # so a second connection in this process could only wait for it inside
