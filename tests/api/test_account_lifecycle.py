@@ -452,6 +452,35 @@ async def test_linking_google_to_a_verified_password_account_keeps_the_password(
     assert kept.status_code == 200
 
 
+async def test_linking_over_a_squatter_voids_the_squatters_pending_links(
+    provider_api: Api, smtp: SmtpServer, google: FakeIdp
+) -> None:
+    api = provider_api
+    # The squatter registers the victim's address and asks to move it to their own.
+    squatter = await api.sign_up("victim@gmail.com", password=PASSWORD)
+    await smtp.wait_for(1, to="victim@gmail.com")
+    requested = await api.client.post(
+        "/api/v1/email/change",
+        headers=bearer(squatter),
+        json={"newEmail": "mallory@attacker.example", "password": PASSWORD},
+    )
+    assert requested.status_code == 202, requested.text
+    [change] = await smtp.wait_for(1, to="mallory@attacker.example")
+    # The owner signs in with Google: the takeover rule takes the account back.
+    token = google_token(api, google, email="victim@gmail.com", email_verified=True)
+    linked = await api.client.post("/api/v1/auth/google", json={"jwt": token})
+    assert linked.status_code == 200, linked.text
+    # The squatter's old link no longer moves the account to their address.
+    assert_invalid_token(
+        await api.client.post("/api/v1/email/verify", json={"token": token_of(change)})
+    )
+    profile = await me(api, linked.json())
+    assert (profile["email"], profile["emailVerified"]) == ("victim@gmail.com", True)
+    tokens = await fetch_all(api.settings.effective_database_url, "one_time_tokens")
+    assert tokens
+    assert all(t["used_at"] is not None for t in tokens)
+
+
 async def test_a_provider_only_account_sets_a_password_by_reset(
     provider_api: Api, smtp: SmtpServer, google: FakeIdp
 ) -> None:

@@ -314,6 +314,12 @@ class FakeMailOutbox:
         self._s.mail_outbox.pop(mail_id, None)
         self._s.mail_leases.pop(mail_id, None)
 
+    async def delete_unsent_for_user(self, user_id: UUID) -> None:
+        for mail in list(self._s.mail_outbox.values()):
+            if mail.user_id == user_id and mail.sent_at is None:
+                self._s.mail_outbox.pop(mail.id, None)
+                self._s.mail_leases.pop(mail.id, None)
+
 
 class RecordingMailSender:
     """Keeps what it was asked to send; ``fail`` makes every send fail."""

@@ -181,6 +181,11 @@ class MailOutboxRepository(Protocol):
 
     async def delete(self, mail_id: UUID) -> None: ...
 
+    async def delete_unsent_for_user(self, user_id: UUID) -> None:
+        """Drop every queued, not yet sent mail of the user (the account changed
+        hands or was disabled: what it asked for earlier must not go out)."""
+        ...
+
 
 class AuditRepository(Protocol):
     """Append-only: events are added and read, never changed (but for erasing a
