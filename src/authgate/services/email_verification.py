@@ -21,6 +21,7 @@ from authgate.domain.emails import parse_email
 from authgate.domain.models import ClientInfo, User
 from authgate.domain.ports import Throttles, UnitOfWork, UnitOfWorkFactory
 from authgate.errors import (
+    AccountDisabled,
     AccountNotFound,
     FeatureDisabled,
     InvalidOneTimeToken,
@@ -63,6 +64,7 @@ class EmailVerificationService:
             user = await uow.users.get(record.user_id)
             if user is None or record.email is None:
                 raise InvalidOneTimeToken(detail_for_log="one-time token without account")
+            refuse_disabled(user)
             if record.purpose == VERIFY:
                 if user.email != record.email or user.email_key is None:
                     # The account moved to another address since this link was mailed.
@@ -129,7 +131,8 @@ class EmailVerificationService:
 
 
 async def load_user(uow: UnitOfWork, user_id: str) -> User:
-    """The account an access token's ``sub`` names; 404 if it is gone."""
+    """The account an access token's ``sub`` names; 404 if it is gone, 403 if it is
+    disabled (an access token outlives the disabling by up to its lifetime)."""
     try:
         parsed = uuid.UUID(user_id)
     except ValueError:
@@ -137,4 +140,12 @@ async def load_user(uow: UnitOfWork, user_id: str) -> User:
     user = await uow.users.get(parsed)
     if user is None:
         raise AccountNotFound("The account for this token no longer exists.")
+    refuse_disabled(user)
     return user
+
+
+def refuse_disabled(user: User) -> None:
+    """A disabled account changes nothing of itself (address, password, deletion:
+    deleting and signing up again would shed the ban); an operator deletes it."""
+    if user.disabled_at is not None:
+        raise AccountDisabled()

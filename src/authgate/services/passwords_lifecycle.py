@@ -16,7 +16,7 @@ from authgate.domain.models import ClientInfo, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
 from authgate.errors import FeatureDisabled, InvalidAccessToken, InvalidOneTimeToken
 from authgate.services.audit import AuditTrail
-from authgate.services.email_verification import load_user
+from authgate.services.email_verification import load_user, refuse_disabled
 from authgate.services.mail_delivery import MailOutbox
 from authgate.services.one_time_tokens import RESET, OneTimeTokens
 from authgate.services.password_confirmation import PasswordConfirmation
@@ -79,6 +79,7 @@ class PasswordLifecycleService:
             user = await uow.users.get(record.user_id)
         if user is None or user.email is None or user.email != record.email:
             raise InvalidOneTimeToken(detail_for_log="reset token for an old address")
+        refuse_disabled(user)
         # The policy before the token is used: a refused password leaves the link usable.
         password_hash = await self._new_password_hash(user, password)
         async with self._uow() as uow:
