@@ -360,6 +360,34 @@ async def test_email_change_to_a_taken_address_answers_the_same_and_mails_nothin
     assert len(smtp.messages) == 2
 
 
+@pytest.mark.parametrize("second", ["calf@cow.jp", "goat@cow.jp"])
+async def test_any_email_change_request_voids_the_pending_link_taken_address_or_free(
+    api: Api, smtp: SmtpServer, second: str
+) -> None:
+    # Were only a free address to supersede the pending link, whether the older link
+    # still works would tell a taken address (calf@, an account) from a free one.
+    await api.sign_up("calf@cow.jp")
+    tokens = await api.sign_up()
+    await smtp.wait_for(2)
+    first = await api.client.post(
+        "/api/v1/email/change",
+        headers=bearer(tokens),
+        json={"newEmail": "lamb@cow.jp", "password": PASSWORD},
+    )
+    assert first.status_code == 202
+    [pending] = await smtp.wait_for(1, to="lamb@cow.jp")
+    again = await api.client.post(
+        "/api/v1/email/change",
+        headers=bearer(tokens),
+        json={"newEmail": second, "password": PASSWORD},
+    )
+    assert (again.status_code, again.json()) == (202, {})
+    assert_invalid_token(
+        await api.client.post("/api/v1/email/verify", json={"token": token_of(pending)})
+    )
+    assert (await me(api, tokens))["email"] == "cow@cow.jp"
+
+
 async def test_a_failed_send_never_reaches_the_answer_and_is_retried(
     make_settings: Any, clock: Any
 ) -> None:

@@ -272,6 +272,11 @@ class FakeOneTimeTokens:
             if token.user_id == user_id and token.used_at is None:
                 self._s.one_time_tokens[token.id] = dataclasses.replace(token, used_at=at)
 
+    async def invalidate_purpose(self, user_id: UUID, purpose: str, *, at: datetime) -> None:
+        for token in list(self._s.one_time_tokens.values()):
+            if (token.user_id, token.purpose) == (user_id, purpose) and token.used_at is None:
+                self._s.one_time_tokens[token.id] = dataclasses.replace(token, used_at=at)
+
 
 class FakeMailOutbox:
     def __init__(self, store: Store) -> None:

@@ -159,6 +159,10 @@ class OneTimeTokenRepository(Protocol):
         """Mark every unused token of the user used (a password change)."""
         ...
 
+    async def invalidate_purpose(self, user_id: UUID, purpose: str, *, at: datetime) -> None:
+        """Mark every unused token of the user with ``purpose`` used."""
+        ...
+
 
 class MailOutboxRepository(Protocol):
     """The queue of mail to send, shared by every instance through the database."""

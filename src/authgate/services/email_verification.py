@@ -8,7 +8,9 @@ password sign-in of an unverified account is refused).
 An email change is proven twice: by the account's password now, and by the new
 mailbox later (its link). The answer to a change request is the same 202 whether
 or not the new address belongs to another account; such a request mails nothing.
-A 409 there would let anyone with an account test which addresses have one.
+A 409 there would let anyone with an account test which addresses have one. Either
+way the request voids the account's pending email-change link at once, so the
+older link cannot tell the two apart either.
 """
 
 from __future__ import annotations
@@ -106,9 +108,15 @@ class EmailVerificationService:
             user = await load_user(uow, user_id)
         await self._confirmation.check(user, password, client)
         await self._throttles.check_mail_account(user.email_key or str(user.id))
-        if new.key == user.email_key:
-            return
         async with self._uow() as uow:
+            # Any request ends the pending change, whatever the new address: were
+            # only a free address to supersede the older link (when its mail goes),
+            # whether the older link still works would tell a taken address apart.
+            await uow.one_time_tokens.invalidate_purpose(
+                user.id, EMAIL_CHANGE, at=self._clock.now()
+            )
+            if new.key == user.email_key:
+                return
             if await uow.users.get_by_email_key(new.key) is not None:
                 # Same answer as a free address (see the module docstring); nothing
                 # is mailed, and the log says why.
