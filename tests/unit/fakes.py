@@ -65,6 +65,13 @@ class FakeUsers:
             self._s.users[user_id], email=email, email_key=email_key, email_verified=True
         )
 
+    async def confirm_email(self, user_id: UUID, *, email_key: str) -> bool:
+        user = self._s.users.get(user_id)
+        if user is None or user.email_key != email_key:
+            return False
+        self._s.users[user_id] = dataclasses.replace(user, email_verified=True)
+        return True
+
     async def clear_imported_provider(self, user_id: UUID) -> None:
         self._s.users[user_id] = dataclasses.replace(self._s.users[user_id], imported_provider=None)
 

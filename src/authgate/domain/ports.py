@@ -37,6 +37,11 @@ class UserRepository(Protocol):
 
     async def mark_email_verified(self, user_id: UUID, *, email: str, email_key: str) -> None: ...
 
+    async def confirm_email(self, user_id: UUID, *, email_key: str) -> bool:
+        """Mark the address verified only if the account still has ``email_key``
+        (a conditional UPDATE that writes no address); False if it moved."""
+        ...
+
     async def clear_imported_provider(self, user_id: UUID) -> None:
         """An imported provider user's subject is now bound: no second bind."""
         ...
