@@ -388,6 +388,34 @@ async def test_any_email_change_request_voids_the_pending_link_taken_address_or_
     assert (await me(api, tokens))["email"] == "cow@cow.jp"
 
 
+async def test_an_email_change_request_drops_a_change_mail_still_queued(
+    make_settings: Any, clock: Any
+) -> None:
+    # With the SMTP server away, the first change mail stays queued. Sent later, its
+    # link would work after a taken address (nothing supersedes it) but not after a
+    # free one: so any request drops it.
+    port = free_port()
+    settings = make_settings(**mail_settings(port))  # nothing listens there yet
+    async for api in start_api(settings, clock):
+        await api.sign_up("calf@cow.jp")
+        tokens = await api.sign_up()
+        first = await api.client.post(
+            "/api/v1/email/change",
+            headers=bearer(tokens),
+            json={"newEmail": "lamb@cow.jp", "password": PASSWORD},
+        )
+        assert first.status_code == 202
+        url = settings.effective_database_url
+        taken = await api.client.post(
+            "/api/v1/email/change",
+            headers=bearer(tokens),
+            json={"newEmail": "calf@cow.jp", "password": PASSWORD},
+        )
+        assert (taken.status_code, taken.json()) == (202, {})
+        rows = await fetch_all(url, "mail_outbox")
+        assert sorted(row["purpose"] for row in rows) == ["verify", "verify"]
+
+
 async def test_a_failed_send_never_reaches_the_answer_and_is_retried(
     make_settings: Any, clock: Any
 ) -> None:

@@ -326,9 +326,10 @@ class FakeMailOutbox:
         self._s.mail_outbox.pop(mail_id, None)
         self._s.mail_leases.pop(mail_id, None)
 
-    async def delete_unsent_for_user(self, user_id: UUID) -> None:
+    async def delete_unsent_for_user(self, user_id: UUID, *, purpose: str | None = None) -> None:
         for mail in list(self._s.mail_outbox.values()):
-            if mail.user_id == user_id and mail.sent_at is None:
+            wanted = purpose is None or mail.purpose == purpose
+            if mail.user_id == user_id and mail.sent_at is None and wanted:
                 self._s.mail_outbox.pop(mail.id, None)
                 self._s.mail_leases.pop(mail.id, None)
 

@@ -190,9 +190,10 @@ class MailOutboxRepository(Protocol):
 
     async def delete(self, mail_id: UUID) -> None: ...
 
-    async def delete_unsent_for_user(self, user_id: UUID) -> None:
+    async def delete_unsent_for_user(self, user_id: UUID, *, purpose: str | None = None) -> None:
         """Drop every queued, not yet sent mail of the user (the account changed
-        hands or was disabled: what it asked for earlier must not go out)."""
+        hands or was disabled: what it asked for earlier must not go out), or only
+        that of ``purpose``."""
         ...
 
 

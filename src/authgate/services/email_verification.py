@@ -115,6 +115,9 @@ class EmailVerificationService:
             await uow.one_time_tokens.invalidate_purpose(
                 user.id, EMAIL_CHANGE, at=self._clock.now()
             )
+            # And a change mail still queued (its send failing, retried later):
+            # sent, its new link would work after a taken address only.
+            await uow.mail_outbox.delete_unsent_for_user(user.id, purpose=EMAIL_CHANGE)
             if new.key == user.email_key:
                 return
             if await uow.users.get_by_email_key(new.key) is not None:

@@ -128,5 +128,8 @@ class SqlMailOutboxRepository:
     async def delete(self, mail_id: UUID) -> None:
         await self._conn.execute(_DELETE, {"b_id": mail_id})
 
-    async def delete_unsent_for_user(self, user_id: UUID) -> None:
-        await self._conn.execute(_DELETE_UNSENT_FOR_USER, {"b_user_id": user_id})
+    async def delete_unsent_for_user(self, user_id: UUID, *, purpose: str | None = None) -> None:
+        statement = _DELETE_UNSENT_FOR_USER
+        if purpose is not None:
+            statement = statement.where(_m.c.purpose == purpose)
+        await self._conn.execute(statement, {"b_user_id": user_id})
