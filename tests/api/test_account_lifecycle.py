@@ -360,6 +360,62 @@ async def test_email_change_to_a_taken_address_answers_the_same_and_mails_nothin
     assert len(smtp.messages) == 2
 
 
+@pytest.mark.parametrize("second", ["calf@cow.jp", "goat@cow.jp"])
+async def test_any_email_change_request_voids_the_pending_link_taken_address_or_free(
+    api: Api, smtp: SmtpServer, second: str
+) -> None:
+    # Were only a free address to supersede the pending link, whether the older link
+    # still works would tell a taken address (calf@, an account) from a free one.
+    await api.sign_up("calf@cow.jp")
+    tokens = await api.sign_up()
+    await smtp.wait_for(2)
+    first = await api.client.post(
+        "/api/v1/email/change",
+        headers=bearer(tokens),
+        json={"newEmail": "lamb@cow.jp", "password": PASSWORD},
+    )
+    assert first.status_code == 202
+    [pending] = await smtp.wait_for(1, to="lamb@cow.jp")
+    again = await api.client.post(
+        "/api/v1/email/change",
+        headers=bearer(tokens),
+        json={"newEmail": second, "password": PASSWORD},
+    )
+    assert (again.status_code, again.json()) == (202, {})
+    assert_invalid_token(
+        await api.client.post("/api/v1/email/verify", json={"token": token_of(pending)})
+    )
+    assert (await me(api, tokens))["email"] == "cow@cow.jp"
+
+
+async def test_an_email_change_request_drops_a_change_mail_still_queued(
+    make_settings: Any, clock: Any
+) -> None:
+    # With the SMTP server away, the first change mail stays queued. Sent later, its
+    # link would work after a taken address (nothing supersedes it) but not after a
+    # free one: so any request drops it.
+    port = free_port()
+    settings = make_settings(**mail_settings(port))  # nothing listens there yet
+    async for api in start_api(settings, clock):
+        await api.sign_up("calf@cow.jp")
+        tokens = await api.sign_up()
+        first = await api.client.post(
+            "/api/v1/email/change",
+            headers=bearer(tokens),
+            json={"newEmail": "lamb@cow.jp", "password": PASSWORD},
+        )
+        assert first.status_code == 202
+        url = settings.effective_database_url
+        taken = await api.client.post(
+            "/api/v1/email/change",
+            headers=bearer(tokens),
+            json={"newEmail": "calf@cow.jp", "password": PASSWORD},
+        )
+        assert (taken.status_code, taken.json()) == (202, {})
+        rows = await fetch_all(url, "mail_outbox")
+        assert sorted(row["purpose"] for row in rows) == ["verify", "verify"]
+
+
 async def test_a_failed_send_never_reaches_the_answer_and_is_retried(
     make_settings: Any, clock: Any
 ) -> None:
@@ -450,6 +506,35 @@ async def test_linking_google_to_a_verified_password_account_keeps_the_password(
     assert (await sign_in(api, "alice@gmail.com", PASSWORD)).status_code == 200
     kept = await api.client.post("/api/v1/refresh", json={"refreshToken": owner["refreshToken"]})
     assert kept.status_code == 200
+
+
+async def test_linking_over_a_squatter_voids_the_squatters_pending_links(
+    provider_api: Api, smtp: SmtpServer, google: FakeIdp
+) -> None:
+    api = provider_api
+    # The squatter registers the victim's address and asks to move it to their own.
+    squatter = await api.sign_up("victim@gmail.com", password=PASSWORD)
+    await smtp.wait_for(1, to="victim@gmail.com")
+    requested = await api.client.post(
+        "/api/v1/email/change",
+        headers=bearer(squatter),
+        json={"newEmail": "mallory@attacker.example", "password": PASSWORD},
+    )
+    assert requested.status_code == 202, requested.text
+    [change] = await smtp.wait_for(1, to="mallory@attacker.example")
+    # The owner signs in with Google: the takeover rule takes the account back.
+    token = google_token(api, google, email="victim@gmail.com", email_verified=True)
+    linked = await api.client.post("/api/v1/auth/google", json={"jwt": token})
+    assert linked.status_code == 200, linked.text
+    # The squatter's old link no longer moves the account to their address.
+    assert_invalid_token(
+        await api.client.post("/api/v1/email/verify", json={"token": token_of(change)})
+    )
+    profile = await me(api, linked.json())
+    assert (profile["email"], profile["emailVerified"]) == ("victim@gmail.com", True)
+    tokens = await fetch_all(api.settings.effective_database_url, "one_time_tokens")
+    assert tokens
+    assert all(t["used_at"] is not None for t in tokens)
 
 
 async def test_a_provider_only_account_sets_a_password_by_reset(

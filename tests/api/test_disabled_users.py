@@ -18,7 +18,7 @@ from tests.api.test_providers import _provider_settings, google_token
 from tests.conftest import Api, start_api
 from tests.support.idp import FakeIdp
 from tests.support.rows import count_rows, fetch_all
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import SmtpServer, token_of
 
 PASSWORD = "Moo00!_*&x"
 
@@ -176,3 +176,106 @@ async def test_forgot_password_mails_no_disabled_account_and_answers_the_same(
     await smtp.wait_for(1)
     await asyncio.sleep(0.6)
     assert [m["To"] for m in smtp.messages] == ["pig@cow.jp"]
+
+
+# -- the lifecycle routes of a disabled account (issue: ban evasion) ---------------------
+
+NEW_PASSWORD = "Quack11?-zebra"
+
+
+@pytest.fixture
+async def mail_api(make_settings: Any, clock: Any, smtp: SmtpServer) -> AsyncIterator[Api]:
+    settings = make_settings(**mail_settings(smtp.port, email_verification="optional"))
+    async for value in start_api(settings, clock):
+        yield value
+
+
+def _bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['accessToken']}"}
+
+
+async def _pending_links(api: Api, smtp: SmtpServer, tokens: dict[str, Any]) -> tuple[str, str]:
+    """An email-change link and a reset link of cow@cow.jp, mailed and unused."""
+    await smtp.wait_for(1, to="cow@cow.jp")
+    changed = await api.client.post(
+        "/api/v1/email/change",
+        headers=_bearer(tokens),
+        json={"newEmail": "calf@cow.jp", "password": PASSWORD},
+    )
+    assert changed.status_code == 202, changed.text
+    [change] = await smtp.wait_for(1, to="calf@cow.jp")
+    forgot = await api.client.post("/api/v1/password/forgot", json={"email": "cow@cow.jp"})
+    assert forgot.status_code == 202
+    reset = await smtp.wait_for_subject("Reset your password")
+    return token_of(change), token_of(reset)
+
+
+def _assert_disabled(response: Any) -> None:
+    assert response.status_code == 403, response.text
+    assert response.json()["code"] == "account_disabled"
+
+
+async def test_a_disabled_account_changes_nothing_with_its_live_access_token(
+    mail_api: Api, smtp: SmtpServer
+) -> None:
+    api = mail_api
+    tokens = await api.sign_up()
+    change, reset = await _pending_links(api, smtp, tokens)
+    await disable(api, "cow@cow.jp")
+    auth = _bearer(tokens)
+    _assert_disabled(await api.client.post("/api/v1/email/verify/resend", headers=auth))
+    _assert_disabled(
+        await api.client.post(
+            "/api/v1/email/change",
+            headers=auth,
+            json={"newEmail": "pig@cow.jp", "password": PASSWORD},
+        )
+    )
+    _assert_disabled(
+        await api.client.post(
+            "/api/v1/password/change",
+            headers=auth,
+            json={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+        )
+    )
+    _assert_disabled(
+        await api.client.request("DELETE", "/api/v1/me", headers=auth, json={"password": PASSWORD})
+    )
+    # Links mailed before the disabling were voided with it.
+    used = await api.client.post("/api/v1/email/verify", json={"token": change})
+    assert used.status_code == 400, used.text
+    reset_used = await api.client.post(
+        "/api/v1/password/reset", json={"token": reset, "password": NEW_PASSWORD}
+    )
+    assert reset_used.status_code == 400, reset_used.text
+    [user] = await fetch_all(api.settings.effective_database_url, "users")
+    assert (user["email"], user["disabled_at"] is not None) == ("cow@cow.jp", True)
+    # Still banned: the address is not free for a new account.
+    assert (await count_rows(api.settings.effective_database_url))["users"] == 1
+    assert all(
+        t["used_at"] is not None
+        for t in await fetch_all(api.settings.effective_database_url, "one_time_tokens")
+    )
+
+
+async def test_links_of_an_account_disabled_by_hand_are_refused(
+    mail_api: Api, smtp: SmtpServer
+) -> None:
+    """disabled_at alone refuses (a row set by hand, or before disabling voided links)."""
+    api = mail_api
+    tokens = await api.sign_up()
+    change, reset = await _pending_links(api, smtp, tokens)
+    uow = SqlUnitOfWorkFactory(api.app.state.container.engine)
+    async with uow() as unit:
+        user = await unit.users.get_by_email_key("cow@cow.jp")
+        assert user is not None
+        await unit.users.set_disabled(user.id, api.clock.now())
+    _assert_disabled(await api.client.post("/api/v1/email/verify", json={"token": change}))
+    _assert_disabled(
+        await api.client.post(
+            "/api/v1/password/reset", json={"token": reset, "password": NEW_PASSWORD}
+        )
+    )
+    [row] = await fetch_all(api.settings.effective_database_url, "users")
+    assert row["email"] == "cow@cow.jp"
+    assert (await sign_in(api, "cow@cow.jp", NEW_PASSWORD)).status_code == 401

@@ -130,3 +130,46 @@ async def test_a_one_time_token_is_consumed_once_under_concurrency(database_url:
         assert results.count(True) == 1
     finally:
         await engine.dispose()
+
+
+async def test_confirming_an_address_writes_no_address_and_only_if_it_is_unchanged(
+    database_url: URL,
+) -> None:
+    """What a reset uses to mark the address it mailed verified: a conditional UPDATE,
+    so an email change committed since the reset read the account is not undone."""
+    clock = FrozenClock(datetime(2030, 1, 1, tzinfo=UTC))
+    engine = create_engine(database_url, pool_size=2)
+    uow = SqlUnitOfWorkFactory(engine)
+    # The account's address now (the reset read cow@ before it changed).
+    user = User(
+        id=uuid.uuid4(),
+        email="Calf@cow.jp",
+        email_key="calf@cow.jp",
+        email_verified=False,
+        given_name="",
+        family_name="",
+        display_name="",
+        password_hash=None,
+        created_at=clock.now(),
+    )
+    try:
+        async with uow() as work:
+            await work.users.add(user)
+        async with uow() as work:
+            assert await work.users.confirm_email(user.id, email_key="cow@cow.jp") is False
+        [row] = await fetch_all(database_url, "users")
+        assert (row["email"], row["email_key"], bool(row["email_verified"])) == (
+            "Calf@cow.jp",
+            "calf@cow.jp",
+            False,
+        )
+        async with uow() as work:
+            assert await work.users.confirm_email(user.id, email_key="calf@cow.jp") is True
+        [row] = await fetch_all(database_url, "users")
+        assert (row["email"], row["email_key"], bool(row["email_verified"])) == (
+            "Calf@cow.jp",
+            "calf@cow.jp",
+            True,
+        )
+    finally:
+        await engine.dispose()

@@ -65,6 +65,13 @@ class FakeUsers:
             self._s.users[user_id], email=email, email_key=email_key, email_verified=True
         )
 
+    async def confirm_email(self, user_id: UUID, *, email_key: str) -> bool:
+        user = self._s.users.get(user_id)
+        if user is None or user.email_key != email_key:
+            return False
+        self._s.users[user_id] = dataclasses.replace(user, email_verified=True)
+        return True
+
     async def clear_imported_provider(self, user_id: UUID) -> None:
         self._s.users[user_id] = dataclasses.replace(self._s.users[user_id], imported_provider=None)
 
@@ -272,6 +279,11 @@ class FakeOneTimeTokens:
             if token.user_id == user_id and token.used_at is None:
                 self._s.one_time_tokens[token.id] = dataclasses.replace(token, used_at=at)
 
+    async def invalidate_purpose(self, user_id: UUID, purpose: str, *, at: datetime) -> None:
+        for token in list(self._s.one_time_tokens.values()):
+            if (token.user_id, token.purpose) == (user_id, purpose) and token.used_at is None:
+                self._s.one_time_tokens[token.id] = dataclasses.replace(token, used_at=at)
+
 
 class FakeMailOutbox:
     def __init__(self, store: Store) -> None:
@@ -313,6 +325,13 @@ class FakeMailOutbox:
     async def delete(self, mail_id: UUID) -> None:
         self._s.mail_outbox.pop(mail_id, None)
         self._s.mail_leases.pop(mail_id, None)
+
+    async def delete_unsent_for_user(self, user_id: UUID, *, purpose: str | None = None) -> None:
+        for mail in list(self._s.mail_outbox.values()):
+            wanted = purpose is None or mail.purpose == purpose
+            if mail.user_id == user_id and mail.sent_at is None and wanted:
+                self._s.mail_outbox.pop(mail.id, None)
+                self._s.mail_leases.pop(mail.id, None)
 
 
 class RecordingMailSender:

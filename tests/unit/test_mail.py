@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from authgate.crypto.one_time_tokens import hash_one_time_token
 from authgate.domain.models import User
 from authgate.mail.templates import MailTemplates
 from authgate.services.mail_delivery import MailDelivery, MailLinks, MailOutbox
-from authgate.services.one_time_tokens import RESET, VERIFY, OneTimeTokens
+from authgate.services.one_time_tokens import EMAIL_CHANGE, RESET, VERIFY, OneTimeTokens
 from tests.unit.fakes import FakeUnitOfWork, RecordingMailSender, Store
 
 PRODUCTION = {
@@ -157,6 +158,21 @@ async def test_blanks_and_mail_that_no_longer_applies_are_dropped_unsent() -> No
         await outbox.enqueue(uow, user_id=None, purpose=RESET, address=None)
         await outbox.enqueue(uow, user_id=verified.id, purpose=VERIFY, address=verified.email)
     assert await delivery.drain_once() == 2
+    assert sender.sent == []
+    assert store.mail_outbox == {}
+    assert store.one_time_tokens == {}
+
+
+async def test_mail_of_a_disabled_account_is_dropped_unsent() -> None:
+    store = Store()
+    delivery, sender, clock, outbox = _setup(store)
+    user = _user(store)
+    async with FakeUnitOfWork(store) as uow:
+        for purpose in (VERIFY, RESET, EMAIL_CHANGE):
+            await outbox.enqueue(uow, user_id=user.id, purpose=purpose, address=user.email)
+    # Disabled after the mail was queued (by hand, or racing the disabling).
+    store.users[user.id] = dataclasses.replace(user, disabled_at=clock.now())
+    assert await delivery.drain_once() == 3
     assert sender.sent == []
     assert store.mail_outbox == {}
     assert store.one_time_tokens == {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from authgate.domain.identity import VerifiedIdentity
+from authgate.domain.models import OneTimeToken, OutboxMail
 from authgate.errors import AccountNotFound, InvalidIdToken, ProviderAlreadyLinked
 from authgate.services.accounts import SignUp
 from authgate.services.audit import AuditTrail
@@ -104,3 +106,35 @@ async def test_untrusted_and_second_identities_of_a_provider_do_not_link() -> No
     with pytest.raises(ProviderAlreadyLinked):
         await sign_up(w, token(w, "second", subject="sub-2"))
     assert "hash-of-second" not in w["store"].id_token_uses
+
+
+async def test_taking_an_unverified_account_back_voids_its_links_and_queued_mail() -> None:
+    w = wiring()
+    await w["accounts"].sign_up(SignUp("alice@gmail.com", "squatter-password"), CLIENT)
+    [squatter] = w["store"].users.values()
+    now = w["clock"].now()
+    async with FakeUnitOfWork(w["store"]) as uow:
+        for purpose in ("email_change", "verify", "reset"):
+            await uow.one_time_tokens.add(
+                OneTimeToken(
+                    id=uuid.uuid4(),
+                    user_id=squatter.id,
+                    purpose=purpose,
+                    token_hash=f"{purpose}-hash",
+                    created_at=now,
+                    expires_at=now + timedelta(hours=1),
+                    email="mallory@attacker.example",
+                )
+            )
+    w["store"].mail_outbox.clear()
+    queued = OutboxMail(
+        id=uuid.uuid4(),
+        user_id=squatter.id,
+        purpose="email_change",
+        address="mallory@attacker.example",
+        created_at=now,
+    )
+    w["store"].mail_outbox[queued.id] = queued
+    await sign_up(w, token(w, "owner"))
+    assert all(t.used_at is not None for t in w["store"].one_time_tokens.values())
+    assert w["store"].mail_outbox == {}

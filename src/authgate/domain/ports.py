@@ -37,6 +37,11 @@ class UserRepository(Protocol):
 
     async def mark_email_verified(self, user_id: UUID, *, email: str, email_key: str) -> None: ...
 
+    async def confirm_email(self, user_id: UUID, *, email_key: str) -> bool:
+        """Mark the address verified only if the account still has ``email_key``
+        (a conditional UPDATE that writes no address); False if it moved."""
+        ...
+
     async def clear_imported_provider(self, user_id: UUID) -> None:
         """An imported provider user's subject is now bound: no second bind."""
         ...
@@ -159,6 +164,10 @@ class OneTimeTokenRepository(Protocol):
         """Mark every unused token of the user used (a password change)."""
         ...
 
+    async def invalidate_purpose(self, user_id: UUID, purpose: str, *, at: datetime) -> None:
+        """Mark every unused token of the user with ``purpose`` used."""
+        ...
+
 
 class MailOutboxRepository(Protocol):
     """The queue of mail to send, shared by every instance through the database."""
@@ -180,6 +189,12 @@ class MailOutboxRepository(Protocol):
     ) -> None: ...
 
     async def delete(self, mail_id: UUID) -> None: ...
+
+    async def delete_unsent_for_user(self, user_id: UUID, *, purpose: str | None = None) -> None:
+        """Drop every queued, not yet sent mail of the user (the account changed
+        hands or was disabled: what it asked for earlier must not go out), or only
+        that of ``purpose``."""
+        ...
 
 
 class AuditRepository(Protocol):

@@ -118,13 +118,18 @@ class AccountAdminService:
             )
 
     async def disable(self, user: User, client: ClientInfo = OPERATOR) -> bool:
-        """Disable the account and revoke every session; False if it already was."""
+        """Disable the account, revoke every session and void its pending links and
+        queued mail; False if it already was."""
         if user.disabled_at is not None:
             return False
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.users.set_disabled(user.id, now)
             await uow.sessions.revoke_user_sessions(user.id, at=now, reason="account_disabled")
+            # Links mailed (or queued) before the account was disabled must not
+            # change it afterwards: reset, email change, verification.
+            await uow.one_time_tokens.invalidate_user(user.id, at=now)
+            await uow.mail_outbox.delete_unsent_for_user(user.id)
             await self._audit.add(
                 uow,
                 self._audit.event(

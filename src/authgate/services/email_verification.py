@@ -8,7 +8,9 @@ password sign-in of an unverified account is refused).
 An email change is proven twice: by the account's password now, and by the new
 mailbox later (its link). The answer to a change request is the same 202 whether
 or not the new address belongs to another account; such a request mails nothing.
-A 409 there would let anyone with an account test which addresses have one.
+A 409 there would let anyone with an account test which addresses have one. Either
+way the request voids the account's pending email-change link at once, so the
+older link cannot tell the two apart either.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from authgate.domain.emails import parse_email
 from authgate.domain.models import ClientInfo, User
 from authgate.domain.ports import Throttles, UnitOfWork, UnitOfWorkFactory
 from authgate.errors import (
+    AccountDisabled,
     AccountNotFound,
     FeatureDisabled,
     InvalidOneTimeToken,
@@ -63,6 +66,7 @@ class EmailVerificationService:
             user = await uow.users.get(record.user_id)
             if user is None or record.email is None:
                 raise InvalidOneTimeToken(detail_for_log="one-time token without account")
+            refuse_disabled(user)
             if record.purpose == VERIFY:
                 if user.email != record.email or user.email_key is None:
                     # The account moved to another address since this link was mailed.
@@ -104,9 +108,18 @@ class EmailVerificationService:
             user = await load_user(uow, user_id)
         await self._confirmation.check(user, password, client)
         await self._throttles.check_mail_account(user.email_key or str(user.id))
-        if new.key == user.email_key:
-            return
         async with self._uow() as uow:
+            # Any request ends the pending change, whatever the new address: were
+            # only a free address to supersede the older link (when its mail goes),
+            # whether the older link still works would tell a taken address apart.
+            await uow.one_time_tokens.invalidate_purpose(
+                user.id, EMAIL_CHANGE, at=self._clock.now()
+            )
+            # And a change mail still queued (its send failing, retried later):
+            # sent, its new link would work after a taken address only.
+            await uow.mail_outbox.delete_unsent_for_user(user.id, purpose=EMAIL_CHANGE)
+            if new.key == user.email_key:
+                return
             if await uow.users.get_by_email_key(new.key) is not None:
                 # Same answer as a free address (see the module docstring); nothing
                 # is mailed, and the log says why.
@@ -129,7 +142,8 @@ class EmailVerificationService:
 
 
 async def load_user(uow: UnitOfWork, user_id: str) -> User:
-    """The account an access token's ``sub`` names; 404 if it is gone."""
+    """The account an access token's ``sub`` names; 404 if it is gone, 403 if it is
+    disabled (an access token outlives the disabling by up to its lifetime)."""
     try:
         parsed = uuid.UUID(user_id)
     except ValueError:
@@ -137,4 +151,12 @@ async def load_user(uow: UnitOfWork, user_id: str) -> User:
     user = await uow.users.get(parsed)
     if user is None:
         raise AccountNotFound("The account for this token no longer exists.")
+    refuse_disabled(user)
     return user
+
+
+def refuse_disabled(user: User) -> None:
+    """A disabled account changes nothing of itself (address, password, deletion:
+    deleting and signing up again would shed the ban); an operator deletes it."""
+    if user.disabled_at is not None:
+        raise AccountDisabled()

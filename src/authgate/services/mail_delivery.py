@@ -257,6 +257,9 @@ class MailDelivery:
 
 
 def _still_applies(mail: OutboxMail, user: User) -> bool:
+    if user.disabled_at is not None:
+        # Queued before the account was disabled: a link would let it act again.
+        return False
     if mail.purpose == VERIFY:
         return not user.email_verified and user.email == mail.address
     if mail.purpose == RESET:

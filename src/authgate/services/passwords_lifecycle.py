@@ -16,7 +16,7 @@ from authgate.domain.models import ClientInfo, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
 from authgate.errors import FeatureDisabled, InvalidAccessToken, InvalidOneTimeToken
 from authgate.services.audit import AuditTrail
-from authgate.services.email_verification import load_user
+from authgate.services.email_verification import load_user, refuse_disabled
 from authgate.services.mail_delivery import MailOutbox
 from authgate.services.one_time_tokens import RESET, OneTimeTokens
 from authgate.services.password_confirmation import PasswordConfirmation
@@ -79,19 +79,26 @@ class PasswordLifecycleService:
             user = await uow.users.get(record.user_id)
         if user is None or user.email is None or user.email != record.email:
             raise InvalidOneTimeToken(detail_for_log="reset token for an old address")
+        refuse_disabled(user)
         # The policy before the token is used: a refused password leaves the link usable.
         password_hash = await self._new_password_hash(user, password)
         async with self._uow() as uow:
             # Checked again and used in one conditional UPDATE: of concurrent resets
             # with one token exactly one gets here.
             await self._tokens.consume(uow, token, (RESET,))
+            # Read again: the account may have changed address (or been disabled)
+            # while the password was hashed; nothing here is written from the
+            # first read.
+            current = await uow.users.get(user.id)
+            if current is None or current.email != record.email:
+                raise InvalidOneTimeToken(detail_for_log="reset token for an old address")
+            refuse_disabled(current)
             now = self._clock.now()
             await uow.users.set_password_hash(user.id, password_hash)
-            if user.email_key is not None and not user.email_verified:
-                # The link reached this mailbox: the address is proven.
-                await uow.users.mark_email_verified(
-                    user.id, email=user.email, email_key=user.email_key
-                )
+            if current.email_key is not None and not current.email_verified:
+                # The link reached this mailbox: the address is proven (only if it
+                # is still the account's, checked by the UPDATE itself).
+                await uow.users.confirm_email(user.id, email_key=current.email_key)
             await uow.one_time_tokens.invalidate_user(user.id, at=now)
             await uow.sessions.revoke_user_sessions(user.id, at=now, reason="password_reset")
             await self._audit.add(uow, self._audit.event("password_reset", client, user_id=user.id))

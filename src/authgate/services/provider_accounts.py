@@ -275,6 +275,10 @@ class ProviderAccountService:
         if takeover_risk:
             await uow.users.set_password_hash(user.id, None)
             await uow.sessions.revoke_user_sessions(user.id, at=now, reason="unverified_link")
+            # And whatever the squatter set in motion: a pending email-change (or
+            # any other) link would move the account to the squatter's address.
+            await uow.one_time_tokens.invalidate_user(user.id, at=now)
+            await uow.mail_outbox.delete_unsent_for_user(user.id)
         if not user.email_verified:
             await uow.users.mark_email_verified(user.id, email=identity.email, email_key=key)
         await uow.identities.add(self._identity_record(user.id, identity))

@@ -55,6 +55,9 @@ _FAILED = (
     )
 )
 _DELETE = delete(_m).where(_m.c.id == bindparam("b_id"))
+_DELETE_UNSENT_FOR_USER = delete(_m).where(
+    _m.c.user_id == bindparam("b_user_id"), _m.c.sent_at.is_(None)
+)
 
 
 def _mail(row: Any) -> OutboxMail:
@@ -124,3 +127,9 @@ class SqlMailOutboxRepository:
 
     async def delete(self, mail_id: UUID) -> None:
         await self._conn.execute(_DELETE, {"b_id": mail_id})
+
+    async def delete_unsent_for_user(self, user_id: UUID, *, purpose: str | None = None) -> None:
+        statement = _DELETE_UNSENT_FOR_USER
+        if purpose is not None:
+            statement = statement.where(_m.c.purpose == purpose)
+        await self._conn.execute(statement, {"b_user_id": user_id})

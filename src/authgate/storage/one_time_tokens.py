@@ -84,3 +84,8 @@ class SqlOneTimeTokenRepository:
 
     async def invalidate_user(self, user_id: UUID, *, at: datetime) -> None:
         await self._conn.execute(_INVALIDATE_USER, {"b_user_id": user_id, "b_at": at})
+
+    async def invalidate_purpose(self, user_id: UUID, purpose: str, *, at: datetime) -> None:
+        await self._conn.execute(
+            _SUPERSEDE, {"b_user_id": user_id, "b_purpose": purpose, "b_at": at}
+        )

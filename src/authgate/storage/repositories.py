@@ -68,6 +68,16 @@ _MARK_EMAIL_VERIFIED = (
         email_verified=True,
     )
 )
+# Conditional: a reset read the account before hashing; an email change confirmed
+# meanwhile must not be undone by writing the old address back.
+_CONFIRM_EMAIL = (
+    update(users)
+    .where(
+        users.c.id == bindparam("b_user_id"),
+        users.c.email_key == bindparam("b_email_key", type_=users.c.email_key.type),
+    )
+    .values(email_verified=True)
+)
 _CLEAR_IMPORTED_PROVIDER = (
     update(users).where(users.c.id == bindparam("b_user_id")).values(imported_provider=None)
 )
@@ -146,6 +156,12 @@ class SqlUserRepository:
             _MARK_EMAIL_VERIFIED,
             {"b_user_id": user_id, "b_email": email, "b_email_key": email_key},
         )
+
+    async def confirm_email(self, user_id: UUID, *, email_key: str) -> bool:
+        result = await self._conn.execute(
+            _CONFIRM_EMAIL, {"b_user_id": user_id, "b_email_key": email_key}
+        )
+        return result.rowcount == 1
 
     async def clear_imported_provider(self, user_id: UUID) -> None:
         await self._conn.execute(_CLEAR_IMPORTED_PROVIDER, {"b_user_id": user_id})
