@@ -3,7 +3,7 @@ queued mail go; its audit events stay with the user id only. On SQLite and Maria
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,26 +17,6 @@ from tests.support.smtp import SmtpServer
 
 PASSWORD = "Moo00!_*&x"
 ME = "/api/v1/me"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def google() -> Iterator[FakeIdp]:
-    with FakeIdp("google") as idp:
-        yield idp
-
-
-@pytest.fixture
-def apple() -> Iterator[FakeIdp]:
-    with FakeIdp("apple") as idp:
-        yield idp
 
 
 @pytest.fixture

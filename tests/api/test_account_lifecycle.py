@@ -9,7 +9,7 @@ import os
 import stat
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
@@ -23,14 +23,6 @@ from tests.support.smtp import SmtpServer, free_port, link_of, text_of, token_of
 
 PASSWORD = "Moo00!_*&x"
 NEW_PASSWORD = "Quack11?-zebra"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def mail_settings(port: int, **extra: Any) -> dict[str, Any]:
@@ -468,24 +460,12 @@ async def test_without_smtp_development_writes_eml_files(make_settings: Any, clo
 
 
 @pytest.fixture
-def google() -> Iterator[FakeIdp]:
-    with FakeIdp("google") as idp:
-        yield idp
-
-
-@pytest.fixture
 async def provider_api(
     make_settings: Any, clock: Any, smtp: SmtpServer, google: FakeIdp, apple: FakeIdp
 ) -> AsyncIterator[Api]:
     settings = make_settings(**mail_settings(smtp.port), **_provider_settings(google, apple))
     async for value in start_api(settings, clock):
         yield value
-
-
-@pytest.fixture
-def apple() -> Iterator[FakeIdp]:
-    with FakeIdp("apple") as idp:
-        yield idp
 
 
 async def test_linking_google_to_a_verified_password_account_keeps_the_password(

@@ -5,7 +5,7 @@ mails nothing (same 202). On SQLite and MariaDB, with mail to a real SMTP server
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,26 +21,6 @@ from tests.support.rows import count_rows, fetch_all
 from tests.support.smtp import SmtpServer, token_of
 
 PASSWORD = "Moo00!_*&x"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def google() -> Iterator[FakeIdp]:
-    with FakeIdp("google") as idp:
-        yield idp
-
-
-@pytest.fixture
-def apple() -> Iterator[FakeIdp]:
-    with FakeIdp("apple") as idp:
-        yield idp
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +40,6 @@ SIGN_IN = "/api/v1/auth/credentials"
 LOCK = {"rate_limit_failed_signins_per_account": "3/15 minutes"}
 ALICE_PASSWORD = "old-Secret-1"
 BOB_PASSWORD = "bob's pässwörd ✓"  # the seed hashed the UTF-8 text
-
-
-@pytest.fixture
-def google() -> Iterator[FakeIdp]:
-    with FakeIdp("google") as idp:
-        yield idp
-
-
-@pytest.fixture
-def apple() -> Iterator[FakeIdp]:
-    with FakeIdp("apple") as idp:
-        yield idp
 
 
 @pytest.fixture

@@ -28,18 +28,6 @@ CORP_ISSUER = "https://login.corp.example"
 
 
 @pytest.fixture
-def google() -> Iterator[FakeIdp]:
-    with FakeIdp("google") as idp:
-        yield idp
-
-
-@pytest.fixture
-def apple() -> Iterator[FakeIdp]:
-    with FakeIdp("apple") as idp:
-        yield idp
-
-
-@pytest.fixture
 def corp() -> Iterator[FakeIdp]:
     with FakeIdp("corp") as idp:
         yield idp

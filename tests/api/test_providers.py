@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,18 +15,6 @@ from tests.support.rows import count_rows, fetch_all
 
 GOOGLE_CLIENT = "web-client.apps.googleusercontent.com"
 APPLE_BUNDLE = "jp.timelapseme.app"
-
-
-@pytest.fixture
-def google() -> Iterator[FakeIdp]:
-    with FakeIdp("google") as idp:
-        yield idp
-
-
-@pytest.fixture
-def apple() -> Iterator[FakeIdp]:
-    with FakeIdp("apple") as idp:
-        yield idp
 
 
 def _provider_settings(google: FakeIdp, apple: FakeIdp, **extra: Any) -> dict[str, Any]:
