@@ -96,9 +96,7 @@ class ProviderAccountService:
                 await self._use_once(uow, identity)
                 if await uow.identities.get(identity.provider, identity.subject) is not None:
                     raise IdentityTaken()
-                user = await self._bind_imported(uow, identity, client)
-                if user is None:
-                    user = await self._link_by_email(uow, identity, client)
+                user = await self._account_by_address(uow, identity, client)
                 if user is None:
                     user = await self._create(uow, identity, ProviderNames(first, last), client)
                 refused.check(user)
@@ -121,9 +119,7 @@ class ProviderAccountService:
                 await self._use_once(uow, identity)
                 user = await self._known_user(uow, identity)
                 if user is None:
-                    user = await self._bind_imported(uow, identity, client)
-                if user is None:
-                    user = await self._link_by_email(uow, identity, client)
+                    user = await self._account_by_address(uow, identity, client)
                 if user is None:
                     if not self._signup_on_signin:
                         raise AccountNotFound(detail_for_log=f"{provider} identity without account")
@@ -218,22 +214,34 @@ class ProviderAccountService:
         )
         return await uow.users.get(record.user_id)
 
-    async def _bind_imported(
+    async def _account_by_address(
         self, uow: UnitOfWork, identity: VerifiedIdentity, client: ClientInfo
     ) -> User | None:
-        """The one-time bind of an imported provider user (see the module docstring)."""
+        """The existing account the provider's verified address leads to, bound or
+        linked now; None when there is none or the provider may not claim it.
+
+        One lookup serves both ways in (see the module docstring): the one-time bind
+        of an imported user of this provider, and linking by a vouched-for address.
+        """
         if identity.email is None or not identity.email_verified:
             return None
         key = _email_key(identity.email)
         if key is None:
             return None
+        # The exact key: the same mailbox, not a look-alike (straße@ is not strasse@).
         user = await uow.users.get_by_email_key(key)
-        if (
-            user is None
-            or user.imported_provider != identity.provider
-            or user.password_hash is not None
-        ):
+        if user is None:
             return None
+        if user.imported_provider == identity.provider and user.password_hash is None:
+            return await self._bind_imported(uow, user, identity, client)
+        if not identity.email_trusted:
+            return None
+        return await self._link(uow, user, identity, client, email=identity.email, key=key)
+
+    async def _bind_imported(
+        self, uow: UnitOfWork, user: User, identity: VerifiedIdentity, client: ClientInfo
+    ) -> User | None:
+        """The one-time bind of an imported provider user (see the module docstring)."""
         await uow.identities.add(self._identity_record(user.id, identity))
         await uow.users.clear_imported_provider(user.id)
         await self._audit.add(
@@ -248,18 +256,16 @@ class ProviderAccountService:
         )
         return await uow.users.get(user.id)
 
-    async def _link_by_email(
-        self, uow: UnitOfWork, identity: VerifiedIdentity, client: ClientInfo
+    async def _link(
+        self,
+        uow: UnitOfWork,
+        user: User,
+        identity: VerifiedIdentity,
+        client: ClientInfo,
+        *,
+        email: str,
+        key: str,
     ) -> User | None:
-        if identity.email is None or not identity.email_trusted:
-            return None
-        key = _email_key(identity.email)
-        if key is None:
-            return None
-        # The exact key: the same mailbox, not a look-alike (straße@ is not strasse@).
-        user = await uow.users.get_by_email_key(key)
-        if user is None:
-            return None
         linked = await uow.identities.list_for_user(user.id)
         if any(record.provider == identity.provider for record in linked):
             # Another identity of this provider owns the account; a second one with the
@@ -280,7 +286,7 @@ class ProviderAccountService:
             await uow.one_time_tokens.invalidate_user(user.id, at=now)
             await uow.mail_outbox.delete_unsent_for_user(user.id)
         if not user.email_verified:
-            await uow.users.mark_email_verified(user.id, email=identity.email, email_key=key)
+            await uow.users.mark_email_verified(user.id, email=email, email_key=key)
         await uow.identities.add(self._identity_record(user.id, identity))
         await self._audit.add(
             uow,

@@ -193,6 +193,9 @@ def create_app(
             sealer=sealer,
         )
         mail = build_mail(settings, uow=uow, clock=clock)
+        # One policy for every way a password is set: sign-up, reset, change.
+        password_policy = PasswordPolicy(min_length=settings.password_min_length)
+        password_strength = PasswordStrength(min_score=settings.password_min_strength)
         confirmation = PasswordConfirmation(hasher=hasher, throttles=throttles, audit=audit)
         email_verification = EmailVerificationService(
             uow=uow,
@@ -209,8 +212,8 @@ def create_app(
             outbox=mail.outbox,
             tokens=mail.tokens,
             hasher=hasher,
-            policy=PasswordPolicy(min_length=settings.password_min_length),
-            strength=PasswordStrength(min_score=settings.password_min_strength),
+            policy=password_policy,
+            strength=password_strength,
             throttles=throttles,
             audit=audit,
             clock=clock,
@@ -221,11 +224,11 @@ def create_app(
             uow=uow,
             hasher=hasher,
             sessions=sessions,
-            policy=PasswordPolicy(min_length=settings.password_min_length),
+            policy=password_policy,
             clock=clock,
             audit=audit,
             throttles=throttles,
-            strength=PasswordStrength(min_score=settings.password_min_strength),
+            strength=password_strength,
             outbox=mail.outbox,
             email_verification=settings.email_verification,
         )
