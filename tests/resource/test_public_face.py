@@ -65,8 +65,9 @@ def _closure(names: set[str]) -> set[str]:
 def _blocked_modules() -> list[str]:
     """Top-level modules of every installed distribution the kit does not depend on:
     the server's extras (fastapi, starlette, sqlalchemy, pydantic, argon2, ...) and the
-    test tools alike. coverage stays: it may be measuring the child process."""
-    allowed = _closure(set(KIT_DISTRIBUTIONS.values())) | {"coverage"}
+    test tools alike. coverage stays: it may be measuring the child process, and with
+    ``concurrency = greenlet`` (pyproject.toml) it imports greenlet at start-up."""
+    allowed = _closure(set(KIT_DISTRIBUTIONS.values())) | {"coverage", "greenlet"}
     blocked = {
         module
         for module, distributions in importlib.metadata.packages_distributions().items()
@@ -79,7 +80,7 @@ def _blocked_modules() -> list[str]:
 _BLOCKER = """
 import importlib.abc, sys
 BLOCKED = frozenset({blocked!r})
-already = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED and m != "coverage")
+already = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not already, already
 
 class Block(importlib.abc.MetaPathFinder):
