@@ -3,6 +3,8 @@
 #   make test    install what is needed, run the whole suite (unit, SQLite, MariaDB, e2e)
 #                on TEST_WORKERS processes, measuring branch coverage against its floor
 #   make test-fast  the inner loop: unit and API tests on SQLite (no MariaDB, no e2e)
+# The checkout installs the server: `--extra server` (plain `pip install authgate` is the
+# verifier kit alone, authgate.resource).
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 TOOLS := .tools
@@ -20,7 +22,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --python $(PYTHON) --extra server
 	@touch $@
 
 install: $(STAMP)
@@ -57,7 +59,7 @@ format: install
 # make bench BENCH_ARGS="--db mariadb --scenarios refresh --algorithm ES256"
 # (needs wrk: apt-get install -y wrk; MariaDB on 127.0.0.1:3306 for --db mariadb/both)
 bench: $(UV)
-	$(UV) sync --frozen --python $(PYTHON) --group bench
+	$(UV) sync --frozen --python $(PYTHON) --extra server --group bench
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 clean:

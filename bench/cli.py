@@ -452,7 +452,8 @@ def _require_matplotlib() -> None:
     except ImportError:
         raise BenchError(
             "matplotlib is missing: install the bench group "
-            "(`UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --group bench`, or `make bench`)"
+            "(`UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --extra server --group bench`, "
+            "or `make bench`)"
         ) from None
 
 

@@ -160,7 +160,7 @@ def category(frames: list[str]) -> str:
         if _has(frames, "encode (jwt", "sign (jwt"):
             return "JWT sign (PyJWT encode)"
         return "JWT verify (PyJWT decode)"
-    if _has(frames, "JwtAccessTokens.verify"):
+    if _has(frames, "TokenVerifier.verify", "TokenVerifier._recheck", "TokenVerifier._digest"):
         return "verified-token cache lookup"
     if _has(frames, "zxcvbn"):
         return "zxcvbn password strength"

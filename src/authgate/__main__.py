@@ -1,5 +1,5 @@
 """``python -m authgate`` is the ``authgate`` command."""
 
-from authgate.cli.main import main
+from authgate.cli.launcher import main
 
 raise SystemExit(main())

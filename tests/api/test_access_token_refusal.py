@@ -119,6 +119,28 @@ async def test_wrong_claims_signed_with_our_own_key(
         assert response.status_code == 401, name
 
 
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+async def test_the_guard_makes_every_check_of_the_verifier_kit(
+    api: Api, key_pair: tuple[Path, Path], method: str, path: str
+) -> None:
+    # Signed with our own key, right claims: refused for what the header says, by the
+    # checks of authgate.resource.TokenVerifier (the guard's one implementation). The
+    # former server-only verifier let each of these through.
+    token = (await api.sign_up())["accessToken"]
+    key = _private_key(key_pair)
+    header, claims = unverified_parts(token)
+    base = {"kid": header["kid"], "typ": "at+jwt"}
+    headers = {
+        "crit": {**base, "crit": ["exp"]},  # RFC 7515 §4.1.11: no extension understood
+        "jku": {**base, "jku": "https://evil.example/jwks.json"},  # RFC 8725 §3.10
+        "x5u": {**base, "x5u": "https://evil.example/cert.pem"},
+    }
+    for name, extra in headers.items():
+        forged = jwt.encode(claims, key, algorithm="RS256", headers=extra)
+        _assert_refused(await _call(api, method, path, forged))
+        assert name
+
+
 async def test_expiry_follows_the_clock(api: Api) -> None:
     token = (await api.sign_up())["accessToken"]
     api.clock.advance(899)

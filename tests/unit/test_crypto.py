@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
+from authgate.clock import FrozenClock
+from authgate.crypto.access_token_verifier import access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import (
     KeyError_,
@@ -26,8 +29,9 @@ from authgate.crypto.refresh_secrets import (
     new_refresh_token,
 )
 from authgate.domain.models import User
-from authgate.errors import InvalidAccessToken
+from authgate.resource import InvalidToken, TokenVerifier
 from authgate.server_secret import ServerSecret
+from authgate.web.app import trusted_keys_by_kid
 from tests.support.server_secrets import make_sealer
 
 
@@ -87,20 +91,37 @@ def _user() -> User:
     )
 
 
-def test_access_token_round_trip_and_refusals() -> None:
+def _guard(key_set: KeySet, clock: FrozenClock, **options: Any) -> TokenVerifier:
+    """The server's verifier of its own access tokens (what CurrentClaims uses)."""
+    return access_token_verifier(
+        trusted_keys_by_kid(key_set),
+        issuer=options.pop("issuer", "https://a"),
+        audiences=options.pop("audiences", ("x", "y")),
+        clock=clock,
+        **options,
+    )
+
+
+async def test_access_token_round_trip_and_refusals() -> None:
     key_set = KeySet(signing=make_signing_key(generate_private_key("ES256"), "ES256"))
     tokens = JwtAccessTokens(key_set, issuer="https://a", audiences=("x", "y"), ttl_seconds=60)
     now = datetime(2030, 1, 1, tzinfo=UTC)
+    clock = FrozenClock(now)
     token = tokens.issue(_user(), session_id=uuid4(), now=now)
-    claims = tokens.verify(token, now=now + timedelta(seconds=59))
-    assert claims.name == "Melvin Friedman"
-    with pytest.raises(InvalidAccessToken):
-        tokens.verify(token, now=now + timedelta(seconds=60))
-    other = JwtAccessTokens(key_set, issuer="https://b", audiences=("x",), ttl_seconds=60)
-    with pytest.raises(InvalidAccessToken):
-        other.verify(token, now=now)
-    with pytest.raises(InvalidAccessToken):
-        tokens.verify("x" * 10_000, now=now)
+    clock.advance(59)
+    claims = await _guard(key_set, clock).verify(token)
+    assert claims.raw["name"] == "Melvin Friedman"
+    assert claims.aud == ("x", "y")
+    clock.advance(1)
+    with pytest.raises(InvalidToken):
+        await _guard(key_set, clock).verify(token)
+    clock.set(now)
+    with pytest.raises(InvalidToken):
+        await _guard(key_set, clock, issuer="https://b").verify(token)
+    with pytest.raises(InvalidToken):
+        await _guard(key_set, clock, audiences=("z",)).verify(token)
+    with pytest.raises(InvalidToken):
+        await _guard(key_set, clock).verify("x" * 10_000)
 
 
 def test_refresh_tokens_are_256_bit_and_only_their_hash_is_kept() -> None:
@@ -187,22 +208,25 @@ async def test_a_full_hashing_queue_refuses_at_once_and_recovers() -> None:
         hasher.close()
 
 
-def test_verified_tokens_are_cached_but_still_expire_and_forgeries_never_hit() -> None:
+async def test_verified_tokens_are_cached_but_still_expire_and_forgeries_never_hit() -> None:
     key_set = KeySet(signing=make_signing_key(generate_private_key("ES256"), "ES256"))
-    tokens = JwtAccessTokens(
-        key_set, issuer="https://a", audiences=("x",), ttl_seconds=60, cache_size=2
-    )
+    tokens = JwtAccessTokens(key_set, issuer="https://a", audiences=("x",), ttl_seconds=60)
     now = datetime(2030, 1, 1, tzinfo=UTC)
+    clock = FrozenClock(now)
+    guard = _guard(key_set, clock, cache_size=2)
     token = tokens.issue(_user(), session_id=uuid4(), now=now)
-    first = tokens.verify(token, now=now)
-    assert tokens.verify(token, now=now + timedelta(seconds=30)) is first  # from the cache
+    first = await guard.verify(token)
+    clock.advance(30)
+    assert await guard.verify(token) is first  # from the cache
     # A one-character change is a different token: verified from scratch, refused.
     tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
-    with pytest.raises(InvalidAccessToken):
-        tokens.verify(tampered, now=now)
-    with pytest.raises(InvalidAccessToken):
-        tokens.verify(token, now=now + timedelta(seconds=60))  # expired, even cached
+    with pytest.raises(InvalidToken):
+        await guard.verify(tampered)
+    clock.advance(30)
+    with pytest.raises(InvalidToken):
+        await guard.verify(token)  # expired, even cached
     # Bounded: older entries make way for newer ones.
+    clock.set(now)
     for _ in range(3):
-        tokens.verify(tokens.issue(_user(), session_id=uuid4(), now=now), now=now)
-    assert len(tokens._verified) == 2
+        assert (await guard.verify(tokens.issue(_user(), session_id=uuid4(), now=now))).sub
+    assert len(guard._verified) == 2

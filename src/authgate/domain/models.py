@@ -132,21 +132,6 @@ class TokenPair:
 
 
 @dataclass(frozen=True, slots=True)
-class AccessClaims:
-    """The verified content of one of our access tokens."""
-
-    subject: str
-    session_id: str
-    email: str
-    given_name: str
-    family_name: str
-    name: str
-    issued_at: datetime
-    expires_at: datetime
-    token_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class ClientInfo:
     """Who sent a request, for audit and throttling; never used for authorization."""
 

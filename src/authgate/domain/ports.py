@@ -9,7 +9,6 @@ from typing import Literal, Protocol, Self
 from uuid import UUID
 
 from authgate.domain.models import (
-    AccessClaims,
     AuditEvent,
     FoundToken,
     IdentityRecord,
@@ -359,9 +358,3 @@ class AccessTokenIssuer(Protocol):
     def ttl_seconds(self) -> int: ...
 
     def issue(self, user: User, *, session_id: UUID, now: datetime) -> str: ...
-
-
-class AccessTokenVerifier(Protocol):
-    def verify(self, token: str, *, now: datetime) -> AccessClaims:
-        """Return the claims or raise :class:`authgate.errors.InvalidAccessToken`."""
-        ...

@@ -2,9 +2,11 @@
 
 Design points, each for a reason:
 
-* Keys are parsed into ``cryptography`` key objects once per fetch, never per token:
-  parsing an RSA modulus is far more expensive than a lookup, and a key that cannot be
-  parsed is dropped (and logged) once instead of failing every token.
+* Keys are parsed by PyJWT (``PyJWK``) into ``cryptography`` key objects once per
+  fetch, never per token: parsing an RSA modulus is far more expensive than a lookup,
+  and a key that cannot be parsed is dropped (and logged) once instead of failing every
+  token. What we add around the library is policy: which key types, curves and sizes
+  we accept, and that a key's declared ``alg`` fits its type.
 * The cache lifetime follows the provider's ``Cache-Control: max-age`` (Google and Apple
   both publish one and rotate keys within it), clamped so a provider cannot make us
   fetch on every request (max-age=0) nor pin a key for weeks.
@@ -29,11 +31,11 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import httpx
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from authgate.clock import Clock
 from authgate.errors import InvalidIdToken, ProviderUnavailable
@@ -49,6 +51,12 @@ _EC_ALGORITHM_BY_CURVE: Final[Mapping[str, str]] = {
     "P-256": "ES256",
     "P-384": "ES384",
     "P-521": "ES512",
+}
+# The same curves as cryptography names them on a parsed key.
+_EC_ALGORITHM_BY_KEY_CURVE: Final[Mapping[str, str]] = {
+    "secp256r1": "ES256",
+    "secp384r1": "ES384",
+    "secp521r1": "ES512",
 }
 _OKP_CURVES: Final = frozenset({"Ed25519", "Ed448"})
 
@@ -112,6 +120,23 @@ class UnusableJwk(Exception):
     """A JWK that is skipped (never fatal for the rest of the set)."""
 
 
+def _algorithms_of(key: object) -> frozenset[str]:
+    """The JWS algorithms a parsed public key can verify, or :class:`UnusableJwk`."""
+    if isinstance(key, RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise UnusableJwk(f"RSA key of {key.key_size} bits is too short")
+        return RSA_ALGORITHMS
+    if isinstance(key, EllipticCurvePublicKey):
+        algorithm = _EC_ALGORITHM_BY_KEY_CURVE.get(key.curve.name)
+        if algorithm is None:
+            raise UnusableJwk(f"unsupported EC curve {key.curve.name!r}")
+        return frozenset({algorithm})
+    if isinstance(key, Ed25519PublicKey | Ed448PublicKey):
+        return frozenset({"EdDSA"})
+    # A private key object: refused by its members already; never trusted here.
+    raise UnusableJwk(f"not a public signature key ({type(key).__name__})")
+
+
 def parse_jwk(jwk: object) -> SigningKey:
     """Turn one JWK into a :class:`SigningKey`, or raise :class:`UnusableJwk`."""
     if not isinstance(jwk, dict):
@@ -137,43 +162,26 @@ def parse_jwk(jwk: object) -> SigningKey:
         raise UnusableJwk("alg is not a string")
 
     kty = jwk.get("kty")
-    key: PublicKey
-    family: frozenset[str]
+    crv = jwk.get("crv")
+    # Allowlists first, on the members: "oct" (HMAC, a public "secret") and anything
+    # new never reach the parser; X25519/X448 are key-agreement curves, never signature
+    # keys (RFC 8037 §3.2); secp256k1 is not a JOSE curve we accept.
+    if kty not in ("RSA", "EC", "OKP"):
+        raise UnusableJwk(f"unsupported kty {kty!r}")
+    if kty == "EC" and crv not in _EC_ALGORITHM_BY_CURVE:
+        raise UnusableJwk(f"unsupported EC curve {crv!r:.40}")
+    if kty == "OKP" and crv not in _OKP_CURVES:
+        raise UnusableJwk(f"unsupported OKP curve {crv!r:.40}")
     # Key material is untrusted network input: PyJWT and cryptography raise a variety of
-    # exception types for malformed members (InvalidKeyError, ValueError, TypeError, ...).
+    # exception types for malformed members (PyJWKError, ValueError, TypeError, ...).
     # The broad catch is deliberate: one bad key must never make the whole set unusable.
+    # The declared alg is left out of parsing: the key's type decides which algorithms
+    # it can verify, and a contradicting alg is refused below with its own reason.
     try:
-        if kty == "RSA":
-            rsa_key = RSAAlgorithm.from_jwk(jwk)
-            if not isinstance(rsa_key, RSAPublicKey):
-                raise UnusableJwk("not an RSA public key")
-            if rsa_key.key_size < MIN_RSA_BITS:
-                raise UnusableJwk(f"RSA key of {rsa_key.key_size} bits is too short")
-            key, family = rsa_key, RSA_ALGORITHMS
-        elif kty == "EC":
-            crv = jwk.get("crv")
-            ec_alg = _EC_ALGORITHM_BY_CURVE.get(crv) if isinstance(crv, str) else None
-            if ec_alg is None:
-                raise UnusableJwk(f"unsupported EC curve {crv!r}")
-            ec_key = ECAlgorithm.from_jwk(jwk)
-            if not isinstance(ec_key, EllipticCurvePublicKey):
-                raise UnusableJwk("not an EC public key")
-            key, family = ec_key, frozenset({ec_alg})
-        elif kty == "OKP":
-            crv = jwk.get("crv")
-            if crv not in _OKP_CURVES:
-                # X25519/X448 are key-agreement curves, never signature keys (RFC 8037 §3.2).
-                raise UnusableJwk(f"unsupported OKP curve {crv!r}")
-            okp_key = OKPAlgorithm.from_jwk(jwk)
-            if not isinstance(okp_key, Ed25519PublicKey | Ed448PublicKey):
-                raise UnusableJwk("not an EdDSA public key")
-            key, family = okp_key, frozenset({"EdDSA"})
-        else:
-            raise UnusableJwk(f"unsupported kty {kty!r}")
-    except UnusableJwk:
-        raise
+        key = jwt.PyJWK({name: value for name, value in jwk.items() if name != "alg"}).key
     except Exception as exc:
         raise UnusableJwk(f"unparseable key material ({type(exc).__name__})") from exc
+    family = _algorithms_of(key)
 
     if declared_alg is not None:
         if declared_alg not in family:

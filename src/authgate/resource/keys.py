@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
@@ -164,6 +164,19 @@ class KeySource(Protocol):
     async def keys_for(self, kid: str) -> Sequence[TrustedKey]: ...
 
 
+@runtime_checkable
+class SyncKeySource(KeySource, Protocol):
+    """A :class:`KeySource` that can often answer from memory, without awaiting.
+
+    ``keys_now(kid)`` returns what ``keys_for(kid)`` would, or None when answering
+    needs I/O (then the verifier awaits ``keys_for``). A token verified before is then
+    re-checked without a coroutine: the hit path of a busy route. Return the same
+    :class:`TrustedKey` objects each time; the verifier compares keys by identity first.
+    """
+
+    def keys_now(self, kid: str) -> Sequence[TrustedKey] | None: ...
+
+
 class StaticKeys:
     """Keys fixed at start-up: a JWKS document, or :class:`TrustedKey` objects."""
 
@@ -179,6 +192,9 @@ class StaticKeys:
     async def keys_for(self, kid: str) -> Sequence[TrustedKey]:
         return self._keys.get(kid, ())
 
+    def keys_now(self, kid: str) -> Sequence[TrustedKey]:
+        return self._keys.get(kid, ())
+
 
 class KeyLookup:
     """Keys from a function ``kid -> keys``: for a key ring that refreshes itself.
@@ -192,6 +208,11 @@ class KeyLookup:
 
     async def keys_for(self, kid: str) -> Sequence[TrustedKey]:
         return tuple(self._lookup(kid))
+
+    def keys_now(self, kid: str) -> Sequence[TrustedKey]:
+        found = self._lookup(kid)
+        # Called on every request: a tuple is passed on as it is, not copied.
+        return found if isinstance(found, tuple) else tuple(found)
 
 
 def _secure_url(url: str, *, allow_http: bool = False) -> str:
@@ -286,6 +307,12 @@ class JwksKeys:
         self._last_attempt: float | None = None
         self._inflight: asyncio.Task[None] | None = None
         self.fetch_count = 0  # attempts, for metrics and tests
+
+    def keys_now(self, kid: str) -> Sequence[TrustedKey] | None:
+        """The keys under ``kid`` while the cache is fresh and holds it; else None."""
+        if self._loaded and self._clock() < self._expires_at:
+            return self._keys.get(kid)
+        return None
 
     async def keys_for(self, kid: str) -> Sequence[TrustedKey]:
         now = self._clock()

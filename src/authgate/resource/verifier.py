@@ -20,7 +20,9 @@ log (the caller answers the same 401 whatever failed):
 Tokens that passed 1-5 are remembered by their SHA-256 so a client presenting the same
 token on every request costs a dictionary look-up; time, the key's presence (a retired
 key stops verifying at once), audience, scopes and introspection are checked on every
-call all the same.
+call all the same. That hit path is synchronous when the key source can answer without
+I/O (:class:`~authgate.resource.keys.SyncKeySource`): no coroutine per key look-up, and
+the time window and the default audience are worked out once, when the token is cached.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,6 +49,7 @@ from authgate.resource.keys import (
     SUPPORTED_ALGORITHMS,
     JwksKeys,
     KeySource,
+    SyncKeySource,
     TrustedKey,
     key_fits,
 )
@@ -109,6 +112,33 @@ def _optional_text(claims: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+class _Verified:
+    """A cache entry: the claims, their key, and what a hit re-checks, precomputed."""
+
+    __slots__ = ("claims", "default_audience", "expires", "key", "valid_from")
+
+    def __init__(
+        self,
+        claims: Claims,
+        key: TrustedKey,
+        *,
+        leeway: float,
+        accepted: frozenset[str],
+    ) -> None:
+        raw = claims.raw
+        self.claims = claims
+        self.key = key
+        # Good while valid_from <= now < expires: exp, nbf and iat with the leeway
+        # folded in (all checked as numbers already), so a hit costs two comparisons.
+        self.expires = float(raw["exp"]) + leeway
+        starts = [float(raw["iat"]) - leeway - _IAT_SKEW_SECONDS]
+        if "nbf" in raw:
+            starts.append(float(raw["nbf"]) - leeway)
+        self.valid_from = max(starts)
+        # Whether the verifier's own audience(s) accept it: the usual call.
+        self.default_audience = not accepted.isdisjoint(claims.aud)
+
+
 class TokenVerifier:
     """Verifies access tokens against ``keys`` for one ``issuer`` and ``audience``.
 
@@ -151,7 +181,10 @@ class TokenVerifier:
         self._max_length = max_token_length
         self._now = now
         self._cache_size = cache_size
-        self._verified: dict[bytes, tuple[Claims, TrustedKey]] = {}
+        self._verified: dict[bytes, _Verified] = {}
+        # A source that can answer from memory (static keys, a server's own key ring,
+        # a fresh JWKS cache) spares the hit path a coroutine.
+        self._keys_now = keys.keys_now if isinstance(keys, SyncKeySource) else None
 
     @classmethod
     def from_jwks_url(
@@ -193,46 +226,89 @@ class TokenVerifier:
         May raise :class:`VerifierUnavailable` when no key or introspection answer can
         be had.
         """
-        introspection = self.introspection if introspect else None
-        if introspect and introspection is None:
+        if introspect and self.introspection is None:
             raise ValueError("introspect=True needs a TokenVerifier(introspection=...)")
-        accepted = self.audiences if audience is None else _audiences(audience)
-        required = frozenset(scopes)
-        claims = await self._verified_claims(token)
-        if not accepted.intersection(claims.aud):
-            raise InvalidToken(f"audience {list(claims.aud)!r} is not {sorted(accepted)!r}")
-        if not required <= claims.scopes:
-            raise InsufficientScope(required, claims.scopes)
-        if introspection is not None and not await introspection.is_active(token):
-            raise InvalidToken("introspection says the token is not active")
+        digest = self._digest(token)
+        entry = self._verified.get(digest)
+        if entry is not None:
+            # The hit path: no coroutine unless the key source must do I/O to answer.
+            keys_now = self._keys_now
+            held = keys_now(entry.key.kid) if keys_now is not None else None
+            if held is None:
+                held = await self.keys.keys_for(entry.key.kid)
+            entry = self._recheck(digest, entry, held)
+        else:
+            # Checked before anything is decoded; a hit skips it (see _digest).
+            if not _COMPACT_JWS.fullmatch(token):
+                raise InvalidToken("not a JWS in compact form")
+            claims, key = await self._check(token)
+            entry = _Verified(claims, key, leeway=self._leeway, accepted=self.audiences)
+            if self._cache_size:
+                if len(self._verified) >= self._cache_size:
+                    # Oldest first (dicts keep insertion order): cheap and bounded.
+                    self._verified.pop(next(iter(self._verified)), None)
+                self._verified[digest] = entry
+        claims = entry.claims
+        if audience is None:
+            if not entry.default_audience:
+                accepted = sorted(self.audiences)
+                raise InvalidToken(f"audience {list(claims.aud)!r} is not {accepted!r}")
+        else:
+            accepted_now = _audiences(audience)
+            if accepted_now.isdisjoint(claims.aud):
+                raise InvalidToken(f"audience {list(claims.aud)!r} is not {sorted(accepted_now)!r}")
+        if scopes:
+            required = frozenset(scopes)
+            if not required <= claims.scopes:
+                raise InsufficientScope(required, claims.scopes)
+        if introspect:
+            assert self.introspection is not None  # checked above  # noqa: S101
+            if not await self.introspection.is_active(token):
+                raise InvalidToken("introspection says the token is not active")
         return claims
 
-    async def _verified_claims(self, token: str) -> Claims:
+    def _digest(self, token: str) -> bytes:
+        """The cache key of a token: SHA-256 of its bytes (only hashes of bearer
+        secrets are kept in memory).
+
+        The shape (compact JWS, unpadded base64url) is checked on a miss only. A hit
+        means these exact bytes passed every check before (a second preimage of
+        SHA-256 is out of reach), so the regex would only repeat itself, at half the
+        cost of a hit. The length cap comes first: it bounds the hashing work.
+        """
         if not isinstance(token, str) or not token:
             raise InvalidToken("no token")
         if len(token) > self._max_length:
             raise InvalidToken(f"token longer than {self._max_length} characters")
-        if not _COMPACT_JWS.fullmatch(token):
-            raise InvalidToken("not a JWS in compact form")
-        digest = hashlib.sha256(token.encode("ascii")).digest()
-        cached = self._verified.get(digest)
-        if cached is not None:
-            claims, key = cached
-            try:
-                if key not in await self.keys.keys_for(key.kid):
-                    raise InvalidToken(f"key {key.kid!r} is no longer trusted")
-                self._check_times(claims.raw)
-            except InvalidToken:
+        try:
+            return hashlib.sha256(token.encode("ascii")).digest()
+        except UnicodeEncodeError:
+            raise InvalidToken("not a JWS in compact form") from None
+
+    def _recheck(self, digest: bytes, entry: _Verified, held: Sequence[TrustedKey]) -> _Verified:
+        """``entry`` if it still holds now; otherwise it leaves the cache and this raises.
+
+        ``held`` are the keys the source holds under the token's ``kid`` now: a key
+        retired since stops its tokens at once.
+        """
+        key = entry.key
+        for candidate in held:
+            if candidate is key:  # identity: a hit compares no key material
+                break
+        else:
+            # A refetched JWKS parses new objects for the same keys: an equal key
+            # verified this token as well as the old object did.
+            replacement = next((candidate for candidate in held if candidate == key), None)
+            if replacement is None:
                 self._verified.pop(digest, None)
-                raise
-            return claims
-        claims, key = await self._check(token)
-        if self._cache_size:
-            if len(self._verified) >= self._cache_size:
-                # Oldest first (dicts keep insertion order): cheap and bounded.
-                self._verified.pop(next(iter(self._verified)), None)
-            self._verified[digest] = (claims, key)
-        return claims
+                raise InvalidToken(f"key {key.kid!r} is no longer trusted")
+            entry.key = replacement
+        now = self._now()
+        if not entry.valid_from <= now < entry.expires:
+            self._verified.pop(digest, None)
+            self._check_times(entry.claims.raw)  # raises with the reason for the log
+            raise InvalidToken("outside its validity window")  # pragma: no cover
+        return entry
 
     async def _check(self, token: str) -> tuple[Claims, TrustedKey]:
         alg, kid = self._check_header(token)

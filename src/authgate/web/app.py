@@ -21,12 +21,14 @@ from authgate import __version__
 from authgate.clock import Clock, SystemClock
 from authgate.config import Settings, load_settings
 from authgate.config_checks import log_development_warnings, startup_already_reported
+from authgate.crypto.access_token_verifier import TrustedKeysByKid, access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import KeySet, ensure_development_keys, jwks_json, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
+from authgate.resource import TrustedKey
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -82,6 +84,24 @@ def resolve_key_set(settings: Settings, *, announce: bool = True) -> KeySet:
         public_key_path=public_path,
         algorithm=settings.jwt_algorithm,
     )
+
+
+def trusted_keys_by_kid(key_set: KeySet) -> TrustedKeysByKid:
+    """The server's verification keys by ``kid``, as the verifier kit takes them.
+
+    Built once: the lookup returns the same objects on every call, which keeps the
+    verifier's cache hit a dictionary look-up. The refreshing key ring replaces this
+    with its own ``trusted_keys(kid)``.
+    """
+    trusted = {
+        kid: (TrustedKey(kid=kid, algorithm=key.algorithm, key=key.public_key),)
+        for kid, key in key_set.by_kid.items()
+    }
+
+    def lookup(kid: str) -> tuple[TrustedKey, ...]:
+        return trusted.get(kid, ())
+
+    return lookup
 
 
 def hashing_threads(settings: Settings) -> int:
@@ -162,6 +182,12 @@ def create_app(
             issuer=settings.issuer,
             audiences=settings.audiences,
             ttl_seconds=settings.access_token_ttl_seconds,
+        )
+        verifier = access_token_verifier(
+            trusted_keys_by_kid(key_set),
+            issuer=settings.issuer,
+            audiences=settings.audiences,
+            clock=clock,
         )
         uow = SqlUnitOfWorkFactory(engine)
         audit = AuditTrail(uow=uow, clock=clock)
@@ -244,7 +270,7 @@ def create_app(
         app.state.container = Container(
             clock=clock,
             engine=engine,
-            access_tokens=access_tokens,
+            access_token_verifier=verifier,
             accounts=accounts,
             sessions=sessions,
             provider_accounts=provider_accounts,

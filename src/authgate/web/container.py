@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
-from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.resource import TokenVerifier
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.email_verification import EmailVerificationService
@@ -22,7 +22,8 @@ from authgate.services.user_sessions import UserSessionService
 class Container:
     clock: Clock
     engine: AsyncEngine
-    access_tokens: JwtAccessTokens
+    # authgate.resource's verifier over the server's own keys: the guard's one check.
+    access_token_verifier: TokenVerifier
     accounts: AccountService
     sessions: SessionService
     provider_accounts: ProviderAccountService

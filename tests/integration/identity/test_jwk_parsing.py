@@ -27,6 +27,11 @@ def test_rsa_key_without_alg_member_fits_the_rsa_family() -> None:
     )
 
 
+def test_a_declared_rsa_alg_narrows_the_family_to_it() -> None:
+    jwk = {**public_jwk(rsa_key("parse"), "k1"), "alg": "PS256"}
+    assert parse_jwk(jwk).algorithms == frozenset({"PS256"})
+
+
 def test_ec_and_okp_keys_fit_only_their_algorithm() -> None:
     assert parse_jwk(public_jwk(ec_key("parse"), "e")).algorithms == frozenset({"ES256"})
     assert parse_jwk(public_jwk(ed25519_key("parse"), "o")).algorithms == frozenset({"EdDSA"})
@@ -49,6 +54,9 @@ def _leaked_private_rsa() -> dict[str, Any]:
         ({**public_jwk(rsa_key("short", bits=1024), "s")}, "too short"),
         ({**public_jwk(rsa_key("parse"), "a"), "alg": "ES256"}, "does not fit"),
         ({**public_jwk(rsa_key("parse"), "a"), "alg": "HS256"}, "does not fit"),
+        ({**public_jwk(rsa_key("parse"), "a"), "alg": "none"}, "does not fit"),
+        ({**public_jwk(ec_key("parse"), "e"), "alg": "ES384"}, "does not fit"),
+        ({**public_jwk(ec_key("parse"), "e"), "crv": "P-384"}, "unparseable"),
         ({**public_jwk(rsa_key("parse"), "a"), "use": "enc"}, "use"),
         ({**public_jwk(rsa_key("parse"), "a"), "key_ops": ["encrypt"]}, "key_ops"),
         ({**public_jwk(rsa_key("parse"), "a"), "kid": ["x"]}, "kid"),

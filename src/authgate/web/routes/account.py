@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from authgate.web.deps import AccountDeletion, Client, EmailVerification, Passwords
-from authgate.web.guard import CurrentClaims
+from authgate.web.guard import CurrentClaims, session_of
 from authgate.web.responses import private_json
 from authgate.web.schemas import (
     AccountDeleteRequest,
@@ -41,7 +41,7 @@ async def verify_email(
 async def resend_verification(
     claims: CurrentClaims, verification: EmailVerification, client: Client
 ) -> Response:
-    await verification.resend(claims.subject, client)
+    await verification.resend(claims.sub, client)
     return _accepted()
 
 
@@ -53,7 +53,7 @@ async def change_email(
     client: Client,
 ) -> Response:
     """202 whether or not the new address is free (see docs/api.md)."""
-    await verification.request_email_change(claims.subject, body.newEmail, body.password, client)
+    await verification.request_email_change(claims.sub, body.newEmail, body.password, client)
     return _accepted()
 
 
@@ -79,7 +79,7 @@ async def change_password(
     body: PasswordChangeRequest, claims: CurrentClaims, passwords: Passwords, client: Client
 ) -> Response:
     await passwords.change(
-        claims.subject, claims.session_id, body.currentPassword, body.newPassword, client
+        claims.sub, session_of(claims), body.currentPassword, body.newPassword, client
     )
     return private_json({})
 
@@ -95,7 +95,7 @@ async def delete_account(
     new ID token; 401 and nothing deleted when the confirmation fails."""
     body = body or AccountDeleteRequest()
     await deletion.delete_own(
-        claims.subject,
+        claims.sub,
         client,
         password=body.password,
         id_token=body.jwt,

@@ -32,7 +32,7 @@ def _secure_answer(user_id: str) -> Response:
 @router.api_route("/secure", methods=["GET", "POST"], response_model=SecureResponse)
 async def secure(claims: CurrentClaims) -> Response:
     """Protected declaratively: the ``CurrentClaims`` parameter is the guard."""
-    return _secure_answer(claims.subject)
+    return _secure_answer(claims.sub)
 
 
 @router.api_route("/secureWithFunction", methods=["GET", "POST"], response_model=SecureResponse)
@@ -44,8 +44,8 @@ async def secure(claims: CurrentClaims) -> Response:
 )
 async def secure_with_function(request: Request) -> Response:
     """Protected by hand: one explicit call, then the handler's own logic."""
-    claims = authenticate(request, accept_legacy_header=True)
-    return _secure_answer(claims.subject)
+    claims = await authenticate(request, accept_legacy_header=True)
+    return _secure_answer(claims.sub)
 
 
 @router.post("/refreshToken", response_model=TokenResponse)

@@ -9,19 +9,19 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from authgate.domain.models import AccessClaims
 from authgate.errors import InvalidAccessToken
+from authgate.resource import Claims
 from authgate.services.user_sessions import parse_id
 from authgate.web.deps import Client, UserSessions
-from authgate.web.guard import CurrentClaims
+from authgate.web.guard import CurrentClaims, session_of
 from authgate.web.responses import private_json
 from authgate.web.schemas import EmptyResponse, SessionListResponse, SessionsEndedResponse
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
 
-def _user_id(claims: AccessClaims) -> UUID:
-    user_id = parse_id(claims.subject)
+def _user_id(claims: Claims) -> UUID:
+    user_id = parse_id(claims.sub)
     if user_id is None:
         raise InvalidAccessToken(detail_for_log="sub is not a UUID")
     return user_id
@@ -44,7 +44,7 @@ async def list_sessions(claims: CurrentClaims, sessions: UserSessions) -> Respon
                     "lastUsedAt": iso(view.last_used_at),
                     "userAgent": view.user_agent,
                     "ipAddress": view.ip_address,
-                    "current": str(view.id) == claims.session_id,
+                    "current": str(view.id) == claims.sid,
                 }
                 for view in views
             ]
@@ -57,7 +57,7 @@ async def end_other_sessions(
     claims: CurrentClaims, sessions: UserSessions, client: Client
 ) -> Response:
     """Log out everywhere else: every session but the caller's ends."""
-    keep = parse_id(claims.session_id)
+    keep = parse_id(session_of(claims))
     if keep is None:
         raise InvalidAccessToken(detail_for_log="sid is not a UUID")
     ended = await sessions.end_others(_user_id(claims), client, keep=keep)

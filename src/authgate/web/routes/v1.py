@@ -32,7 +32,7 @@ async def refresh(body: RefreshRequest, sessions: Sessions, client: Client) -> R
 
 @router.get("/me", response_model=MeResponse)
 async def me(claims: CurrentClaims, accounts: Accounts, response: Response) -> MeResponse:
-    found = await accounts.get_user_with_providers(claims.subject)
+    found = await accounts.get_user_with_providers(claims.sub)
     if found is None:
         # A valid token for a deleted account: say so without guessing why.
         raise AccountNotFound("The account for this token no longer exists.")
