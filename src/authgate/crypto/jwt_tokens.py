@@ -1,6 +1,6 @@
 """Our access tokens: RS256/ES256/EdDSA JWTs with a ``kid`` header (RFC 9068 shape).
 
-Verification allowlists exactly the configured algorithm, picks the key by ``kid``
+Verification allowlists only the named key's own algorithm, picks the key by ``kid``
 from *our* key set only (never from a URL or key in the token), pins issuer and
 audience, and reports every failure the same way to the caller.
 
@@ -27,6 +27,7 @@ from uuid import UUID
 
 import jwt
 
+from authgate.crypto.keyring import KeyRing
 from authgate.crypto.keys import KeySet
 from authgate.domain.models import AccessClaims, User
 from authgate.errors import InvalidAccessToken
@@ -44,11 +45,12 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class JwtAccessTokens:
-    """Issues and verifies our access tokens with keys parsed once at start-up."""
+    """Issues and verifies our access tokens with the ring's keys, read on every call
+    (a rotation or retirement takes effect at the ring's next refresh)."""
 
     def __init__(
         self,
-        key_set: KeySet,
+        keys: KeyRing | KeySet,
         *,
         issuer: str,
         audiences: tuple[str, ...],
@@ -56,19 +58,20 @@ class JwtAccessTokens:
         leeway_seconds: int = 0,
         cache_size: int = 4096,
     ) -> None:
-        self._keys = key_set
+        self._ring = keys if isinstance(keys, KeyRing) else KeyRing(keys, static=True)
         self._issuer = issuer
         self._audiences = audiences
         self._ttl = ttl_seconds
         self._leeway = timedelta(seconds=leeway_seconds)
-        self._header = {"kid": key_set.signing.kid, "typ": ACCESS_TOKEN_TYPE}
         self._jwt = jwt.PyJWT()
         # Tokens already verified, by SHA-256 of the whole token. A client presents
         # the same access token on every request for its lifetime; re-running RSA
         # and PyJWT each time would be most of a protected request's cost. Only
         # successes are kept, so a hit means the exact same bytes passed every
         # check before; exp and nbf are still checked against the clock on every hit.
-        self._verified: dict[bytes, tuple[AccessClaims, datetime | None]] = {}
+        # The kid is kept too: a hit is refused once its key has left the ring
+        # (retired), which is what empties this cache of that key's tokens.
+        self._verified: dict[bytes, tuple[AccessClaims, datetime | None, str]] = {}
         self._cache_size = cache_size
 
     @property
@@ -95,13 +98,14 @@ class JwtAccessTokens:
         if user.email is not None:
             claims["email"] = user.email
             claims["email_verified"] = user.email_verified
+        signing = self._ring.key_set.signing
         token = jwt.encode(
             claims,
-            self._keys.signing.private_key,
-            algorithm=self._keys.signing.algorithm,
-            headers=self._header,
+            signing.private_key,
+            algorithm=signing.algorithm,
+            headers={"kid": signing.kid, "typ": ACCESS_TOKEN_TYPE},
         )
-        if self._keys.signing.algorithm == "ES256":
+        if signing.algorithm == "ES256":
             token = low_s_token(token)
         return token
 
@@ -114,7 +118,10 @@ class JwtAccessTokens:
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(digest)
         if cached is not None:
-            claims, not_before = cached
+            claims, not_before, kid = cached
+            if kid not in self._ring.key_set.by_kid:
+                del self._verified[digest]
+                raise InvalidAccessToken(detail_for_log=f"key {kid} has left the ring")
             if now >= claims.expires_at + self._leeway:
                 del self._verified[digest]
                 raise InvalidAccessToken(detail_for_log="expired")
@@ -124,7 +131,7 @@ class JwtAccessTokens:
                 raise InvalidAccessToken(detail_for_log="not yet valid (nbf)")
             return claims
         try:
-            claims, not_before = self._verify(token, now)
+            claims, not_before, kid = self._verify(token, now)
         except InvalidAccessToken:
             raise
         except Exception as exc:
@@ -134,17 +141,17 @@ class JwtAccessTokens:
             if len(self._verified) >= self._cache_size:
                 # Oldest first (dicts keep insertion order): cheap, and bounded.
                 del self._verified[next(iter(self._verified))]
-            self._verified[digest] = (claims, not_before)
+            self._verified[digest] = (claims, not_before, kid)
         return claims
 
-    def _verify(self, token: str, now: datetime) -> tuple[AccessClaims, datetime | None]:
+    def _verify(self, token: str, now: datetime) -> tuple[AccessClaims, datetime | None, str]:
         header = jwt.get_unverified_header(token)
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in (ACCESS_TOKEN_TYPE, "application/at+jwt"):
             # Refuses provider ID tokens and any other JWT signed by someone else.
             raise InvalidAccessToken(detail_for_log=f"typ {str(typ)[:64]!r} is not at+jwt")
         kid = header.get("kid")
-        key = self._keys.by_kid.get(kid) if isinstance(kid, str) else None
+        key = self._ring.key_set.by_kid.get(kid) if isinstance(kid, str) else None
         if key is None:
             # Cut: the header is the caller's, and a log line is not theirs to fill.
             raise InvalidAccessToken(detail_for_log=f"unknown kid {str(kid)[:64]!r}")
@@ -191,7 +198,7 @@ class JwtAccessTokens:
             expires_at=expires_at,
             token_id=str(claims["jti"]),
         )
-        return access_claims, not_before
+        return access_claims, not_before, key.kid
 
 
 def _b64url_decode(segment: str) -> bytes:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
 from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.crypto.keyring import KeyRing
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.email_verification import EmailVerificationService
@@ -32,7 +33,8 @@ class Container:
     mail: MailDelivery
     user_sessions: UserSessionService
     account_deletion: AccountDeletionService
-    jwks_body: bytes
+    # The signing-key ring: its JWKS body is served as is (refreshed in the background).
+    key_ring: KeyRing
     jwks_max_age_seconds: int
     # The migration the code expects; /readyz is not ready until the database is at it.
     schema_revision: str | None = None
