@@ -57,6 +57,11 @@ class SigningKeyRecord:
 
 
 class SigningKeyRepository(Protocol):
+    async def create_lock(self, *, now: datetime) -> None:
+        """Make sure the ring's lock exists (a transaction of its own, before any
+        ``lock_ring``; a no-op once it does)."""
+        ...
+
     async def lock_ring(self, *, now: datetime) -> None:
         """Hold the ring's lock until the transaction ends: every change to the ring
         (and a first start's creation) runs under it, so instances change it once."""

@@ -113,6 +113,14 @@ class SigningKeyService:
         self._clock = clock
         self._maker = maker
         self._policy = policy
+        self._lock_exists = False
+
+    async def _create_lock(self) -> None:
+        if self._lock_exists:
+            return
+        async with self._uow() as uow:
+            await uow.signing_keys.create_lock(now=self._clock.now())
+        self._lock_exists = True
 
     async def list_keys(self) -> list[SigningKeyRecord]:
         async with self._uow() as uow:
@@ -126,6 +134,7 @@ class SigningKeyService:
         # Made before the lock: RSA key generation takes a while, and the lock
         # should only be held for the writes.
         current, upcoming = self._make(), self._make()
+        await self._create_lock()
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.signing_keys.lock_ring(now=now)
@@ -140,6 +149,7 @@ class SigningKeyService:
 
     async def rotate(self, *, force: bool = False) -> Rotation:
         new_next = self._make()
+        await self._create_lock()
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.signing_keys.lock_ring(now=now)
@@ -190,6 +200,7 @@ class SigningKeyService:
     async def retire(self, kid: str, *, force: bool = False) -> SigningKeyRecord:
         """Retire ``kid``; returns its record as it was before."""
         replacement = self._make()
+        await self._create_lock()
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.signing_keys.lock_ring(now=now)
@@ -241,6 +252,7 @@ class SigningKeyService:
         ):
             return ScheduledRun()
         new_next = self._make() if self._rotation_due(ring, self._clock.now()) else None
+        await self._create_lock()
         async with self._uow() as uow:
             now = self._clock.now()
             await uow.signing_keys.lock_ring(now=now)

@@ -9,6 +9,7 @@ so a second instance's rotation waits, then reads the first one's committed ring
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -57,13 +58,21 @@ class SqlSigningKeyRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
 
+    async def create_lock(self, *, now: datetime) -> None:
+        # Its own transaction, before any lock_ring: on MariaDB, two transactions
+        # that both failed a duplicate INSERT hold shared locks on the row, and
+        # both then UPDATEing it is a deadlock. Here a duplicate just ends the
+        # transaction. (It exists: the usual case after the first start.)
+        with contextlib.suppress(IntegrityError):
+            await self._conn.execute(_INSERT_LOCK, {"task": RING_LOCK_TASK, "last_run_at": now})
+
     async def lock_ring(self, *, now: datetime) -> None:
         if (await self._conn.execute(_TOUCH_LOCK, {"b_now": now})).rowcount == 1:
             return
         try:
             await self._conn.execute(_INSERT_LOCK, {"task": RING_LOCK_TASK, "last_run_at": now})
         except IntegrityError:
-            # Another transaction inserted the row first (and has committed, or the
+            # Inserted by another transaction since (it has committed, or the
             # insert would still be waiting): take its lock like everybody else.
             await self._conn.execute(_TOUCH_LOCK, {"b_now": now})
 
