@@ -22,7 +22,7 @@ from authgate.crypto.key_encryption import PrivateKeySealer, SealedKeyMaker
 from authgate.crypto.keyring import KeyRing, KeyRingRefresher, RingLoader
 from authgate.domain.models import User
 from authgate.domain.signing_keys import KeyState
-from authgate.errors import InvalidAccessToken
+from authgate.errors import InvalidAccessToken, Unavailable
 from authgate.server_secret import ServerSecret
 from authgate.services.signing_keys import (
     KeyRingPolicy,
@@ -170,21 +170,23 @@ async def test_runtime_ring_follows_rotation_and_retirement(
     loader = RingLoader(
         SqlUnitOfWorkFactory(engines[1]), PrivateKeySealer(SECRET.key_encryption_keys())
     )
-    ring = KeyRing(await loader.load())
+    first = await loader.load()
+    ring = KeyRing(first)
     refresher = KeyRingRefresher(ring, loader, interval_seconds=1)
     tokens = JwtAccessTokens(ring, issuer="https://auth.test", audiences=("a",), ttl_seconds=TTL)
-    old_kid = ring.key_set.signing.kid
-    assert len(ring.key_set.by_kid) == 2  # current and next are both published
+    old_kid = ring.signing().kid
+    assert len(first.by_kid) == 2  # current and next are both published
     token = tokens.issue(_user(), session_id=_user().id, now=clock.now())
     assert tokens.verify(token, now=clock.now()).subject  # now cached as verified
 
     rotation = await ring_service.rotate(force=True)
     assert await refresher.run_once()
-    assert ring.key_set.signing.kid == rotation.current != old_kid
+    assert ring.signing().kid == rotation.current != old_kid
     assert ring.trusted_keys(old_kid)[0].kid == old_kid  # previous: still trusted
     assert tokens.verify(token, now=clock.now()).subject
     newer = tokens.issue(_user(), session_id=_user().id, now=clock.now())
     assert newer != token
+    assert ring.key_set is not None
     assert set(ring.key_set.by_kid) == {rotation.current, rotation.next, old_kid}
 
     await ring_service.retire(old_kid, force=True)
@@ -212,3 +214,23 @@ async def test_runtime_ring_follows_rotation_and_retirement(
         assert not await KeyRingRefresher(ring, broken, interval_seconds=1).run_once()
     assert ring.key_set is good
     assert "keeping the last one" in caplog.text
+
+
+async def test_a_ring_not_loaded_at_start_is_created_and_loaded_later(
+    engines: list[AsyncEngine], clock: FrozenClock
+) -> None:
+    # What a server started while its database was away holds: nothing to sign
+    # with (503), nothing to verify with, an empty JWKS; then the refresher catches up.
+    ring_service = make_service(engines[0], clock)
+    loader = RingLoader(
+        SqlUnitOfWorkFactory(engines[0]), PrivateKeySealer(SECRET.key_encryption_keys())
+    )
+    ring = KeyRing(None)
+    with pytest.raises(Unavailable):
+        ring.signing()
+    assert ring.jwks_body == b'{"keys":[]}'
+    assert ring.trusted_keys("anything") == ()
+    refresher = KeyRingRefresher(ring, loader, interval_seconds=1, ensure=ring_service.ensure_ring)
+    assert await refresher.run_once()
+    assert await ring_states(engines[0]) == ["current", "next"]
+    assert ring.trusted_keys(ring.signing().kid)[0].algorithm == "EdDSA"

@@ -98,7 +98,7 @@ class JwtAccessTokens:
         if user.email is not None:
             claims["email"] = user.email
             claims["email_verified"] = user.email_verified
-        signing = self._ring.key_set.signing
+        signing = self._ring.signing()
         token = jwt.encode(
             claims,
             signing.private_key,
@@ -119,7 +119,7 @@ class JwtAccessTokens:
         cached = self._verified.get(digest)
         if cached is not None:
             claims, not_before, kid = cached
-            if kid not in self._ring.key_set.by_kid:
+            if self._ring.verification_key(kid) is None:
                 del self._verified[digest]
                 raise InvalidAccessToken(detail_for_log=f"key {kid} has left the ring")
             if now >= claims.expires_at + self._leeway:
@@ -151,7 +151,7 @@ class JwtAccessTokens:
             # Refuses provider ID tokens and any other JWT signed by someone else.
             raise InvalidAccessToken(detail_for_log=f"typ {str(typ)[:64]!r} is not at+jwt")
         kid = header.get("kid")
-        key = self._ring.key_set.by_kid.get(kid) if isinstance(kid, str) else None
+        key = self._ring.verification_key(kid) if isinstance(kid, str) else None
         if key is None:
             # Cut: the header is the caller's, and a log line is not theirs to fill.
             raise InvalidAccessToken(detail_for_log=f"unknown kid {str(kid)[:64]!r}")

@@ -43,27 +43,46 @@ from authgate.resource.keys import TrustedKey
 logger = logging.getLogger(__name__)
 
 
-class KeyRing:
-    """The current snapshot of the ring; ``replace`` swaps it."""
+_NO_KEYS = b'{"keys":[]}'
 
-    def __init__(self, key_set: KeySet, *, static: bool = False) -> None:
+
+class KeyRing:
+    """The current snapshot of the ring; ``replace`` swaps it.
+
+    Empty only when a server starts while its database cannot be read: then nothing
+    is signed (503) or verified (401) until the refresher loads the ring."""
+
+    def __init__(self, key_set: KeySet | None, *, static: bool = False) -> None:
         self._key_set = key_set
         self.static = static
 
     @property
-    def key_set(self) -> KeySet:
+    def key_set(self) -> KeySet | None:
         return self._key_set
 
     def replace(self, key_set: KeySet) -> None:
         self._key_set = key_set
 
+    def signing(self) -> SigningKey:
+        """The current key; :class:`Unavailable` while the ring is not loaded."""
+        key_set = self._key_set
+        if key_set is None:
+            raise Unavailable(detail_for_log="the signing-key ring is not loaded yet")
+        return key_set.signing
+
+    def verification_key(self, kid: str) -> VerificationKey | None:
+        key_set = self._key_set
+        return key_set.by_kid.get(kid) if key_set is not None else None
+
     @property
     def jwks_body(self) -> bytes:
-        return self._key_set.jwks_body
+        key_set = self._key_set
+        return key_set.jwks_body if key_set is not None else _NO_KEYS
 
     def trusted_keys(self, kid: str) -> tuple[TrustedKey, ...]:
         """The published key named ``kid`` (for ``authgate.resource.KeyLookup``), or ()."""
-        return self._key_set.trusted.get(kid, ())
+        key_set = self._key_set
+        return key_set.trusted.get(kid, ()) if key_set is not None else ()
 
 
 class EmptyRing(KeyError_):
@@ -144,12 +163,14 @@ class KeyRingRefresher:
         *,
         interval_seconds: float,
         scheduled: Callable[[], Awaitable[object]] | None = None,
+        ensure: Callable[[], Awaitable[object]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._ring = ring
         self._loader = loader
         self._interval = interval_seconds
         self._scheduled = scheduled
+        self._ensure = ensure
         self._sleep = sleep
 
     async def run_forever(self) -> None:
@@ -159,6 +180,13 @@ class KeyRingRefresher:
 
     async def run_once(self) -> bool:
         """One scheduled step and one refresh; True if the ring was refreshed."""
+        if self._ring.key_set is None and self._ensure is not None:
+            # Started while the database was away: the ring may not even exist yet.
+            try:
+                await self._ensure()
+            except Exception as exc:
+                self._log("creating the signing-key ring failed; retrying", exc)
+                return False
         if self._scheduled is not None:
             try:
                 await self._scheduled()
@@ -170,14 +198,14 @@ class KeyRingRefresher:
             self._log("refreshing the signing-key ring failed; keeping the last one", exc)
             return False
         if key_set is not self._ring.key_set:
-            previous = self._ring.key_set.signing.kid
+            before = self._ring.key_set
             self._ring.replace(key_set)
-            if key_set.signing.kid != previous:
+            if before is None or key_set.signing.kid != before.signing.kid:
                 logger.info(
                     "signing with %s key kid=%s (was %s)",
                     key_set.signing.algorithm,
                     key_set.signing.kid,
-                    previous,
+                    before.signing.kid if before is not None else "none",
                 )
         return True
 

@@ -27,6 +27,7 @@ from authgate.crypto.keyring import KeyRing, KeyRingRefresher, RingLoader
 from authgate.crypto.keys import KeySet, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import SuccessorSealer
+from authgate.errors import Unavailable
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
@@ -177,20 +178,34 @@ def create_app(
             ring_service, loader = key_ring_service(
                 settings, uow=uow, clock=clock, server_secret=ring_secret
             )
-            await ring_service.ensure_ring()
-            key_ring = KeyRing(await loader.load())
+            key_ring = KeyRing(None)
             ring_refresher = KeyRingRefresher(
                 key_ring,
                 loader,
                 interval_seconds=settings.key_ring_refresh_seconds,
                 scheduled=ring_service.run_scheduled,
+                ensure=ring_service.ensure_ring,
             )
-        logger.info(
-            "signing with %s key kid=%s (%s ring)",
-            key_ring.key_set.signing.algorithm,
-            key_ring.key_set.signing.kid,
-            "static" if key_ring.static else "database",
-        )
+            try:
+                await ring_service.ensure_ring()
+                key_ring.replace(await loader.load())
+            except Unavailable as exc:
+                # A database that cannot be reached now must not stop the server
+                # (it answers 503 like every request that needs the database, and
+                # /readyz says not ready); the refresher keeps trying. A key that
+                # does not decrypt (wrong SECRET_KEY) does stop it.
+                logger.error(
+                    "cannot load the signing-key ring yet; retrying every %g s: %s",
+                    settings.key_ring_refresh_seconds,
+                    exc.detail_for_log or exc.message,
+                )
+        if key_ring.key_set is not None:
+            logger.info(
+                "signing with %s key kid=%s (%s ring)",
+                key_ring.key_set.signing.algorithm,
+                key_ring.key_set.signing.kid,
+                "static" if key_ring.static else "database",
+            )
         access_tokens = JwtAccessTokens(
             key_ring,
             issuer=settings.issuer,
