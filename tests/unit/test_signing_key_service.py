@@ -249,3 +249,24 @@ async def test_scheduled_rotation_waits_for_a_young_next_key(
     assert (await ring.run_scheduled()).rotation is None  # published for 100 s only
     clock.advance(MAX_AGE - 100)
     assert (await ring.run_scheduled()).rotation is not None
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["keys", "retire", "-rtwv", "--force"], ["keys", "retire", "--force", "--", "-rtwv"]),
+        (["keys", "retire", "abc"], ["keys", "retire", "--", "abc"]),
+        (["keys", "retire", "--", "-x"], ["keys", "retire", "--", "-x"]),
+        (["keys", "retire", "--help"], ["keys", "retire", "--help"]),
+        (["keys", "rotate", "--force"], ["keys", "rotate", "--force"]),
+    ],
+    ids=["dash-kid", "plain-kid", "already-separated", "help", "rotate"],
+)
+def test_a_kid_starting_with_a_dash_is_not_an_option(argv: list[str], expected: list[str]) -> None:
+    from authgate.cli.keys import kid_arguments_protected
+    from authgate.cli.main import build_parser
+
+    assert kid_arguments_protected(argv) == expected
+    if "--help" not in argv:
+        parsed = build_parser().parse_args(kid_arguments_protected(argv))
+        assert parsed.keys_command == argv[1]

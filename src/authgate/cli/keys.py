@@ -69,6 +69,20 @@ def add_ring_commands(
     retire.set_defaults(handler=handler)
 
 
+def kid_arguments_protected(argv: list[str]) -> list[str]:
+    """``argv`` with ``--`` before a kid that starts with ``-``.
+
+    A kid is base64url: one in 64 starts with ``-``, which argparse would take for
+    an option (``authgate keys retire -rtw...``). After ``keys retire`` anything
+    that is not one of its options is the kid."""
+    if argv[:2] != ["keys", "retire"] or "--" in argv:
+        return argv
+    head, rest = argv[:2], argv[2:]
+    options = [arg for arg in rest if arg in ("--force", "-h", "--help")]
+    others = [arg for arg in rest if arg not in options]
+    return [*head, *options, "--", *others] if others else argv
+
+
 def _row(key: SigningKeyRecord) -> dict[str, Any]:
     return {
         "kid": key.kid,

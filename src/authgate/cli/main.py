@@ -332,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from authgate.cli.keys import kid_arguments_protected
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(kid_arguments_protected(arguments))
     try:
         result: int = args.handler(args)
         # Inside the try: a reader that went away (`authgate migrate --sql | head`)
