@@ -24,7 +24,7 @@ from authgate.config_checks import log_development_warnings, startup_already_rep
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.key_encryption import PrivateKeySealer, SealedKeyMaker
 from authgate.crypto.keyring import KeyRing, KeyRingRefresher, RingLoader
-from authgate.crypto.keys import KeySet, load_key_set
+from authgate.crypto.keys import KeyError_, KeySet, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.errors import Unavailable
@@ -189,15 +189,19 @@ def create_app(
             try:
                 await ring_service.ensure_ring()
                 key_ring.replace(await loader.load())
-            except Unavailable as exc:
-                # A database that cannot be reached now must not stop the server
-                # (it answers 503 like every request that needs the database, and
-                # /readyz says not ready); the refresher keeps trying. A key that
-                # does not decrypt (wrong SECRET_KEY) does stop it.
+            except KeyError_:
+                raise  # a key that does not decrypt (wrong SECRET_KEY) stops start-up
+            except Exception as exc:
+                # A database that cannot be used now must not stop the server (it
+                # answers 503, or 500 for a broken one, like every request that
+                # needs the database, and /readyz says not ready); the refresher
+                # keeps trying.
                 logger.error(
                     "cannot load the signing-key ring yet; retrying every %g s: %s",
                     settings.key_ring_refresh_seconds,
-                    exc.detail_for_log or exc.message,
+                    (exc.detail_for_log or exc.message)
+                    if isinstance(exc, Unavailable)
+                    else repr(exc),
                 )
         if key_ring.key_set is not None:
             logger.info(
