@@ -115,7 +115,9 @@ class RingLoader:
         shape = tuple(sorted((record.kid, record.state.value) for record in records))
         if shape == self._last and self._last_set is not None:
             return self._last_set
-        key_set = self._build(records)
+        # Off the event loop: opening an RSA private key checks it (~40 ms), which
+        # would stall every request of this worker once per rotation.
+        key_set = await asyncio.to_thread(self._build, records)
         self._last, self._last_set = shape, key_set
         return key_set
 
