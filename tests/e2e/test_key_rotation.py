@@ -218,3 +218,24 @@ def test_two_instances_share_one_ring(tmp_path: Path, shared_mariadb: str) -> No
         for server in (first, second):
             for token in (from_first, from_second, new_first, new_second):
                 assert secure(server, token) == 200
+
+
+def test_a_ring_sealed_under_another_secret_needs_it_as_previous(tmp_path: Path) -> None:
+    old, new = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    with running_server(tmp_path, **RING, SECRET_KEY=old) as server:
+        kids = [key["kid"] for key in jwks(server)["keys"]]
+    # The secret changed without SECRET_KEY_PREVIOUS: the keys cannot be opened,
+    # and the server says so instead of serving without them.
+    refused = subprocess.run(
+        authgate_command("serve"),
+        cwd=tmp_path,
+        env=clean_environment(PORT="0", **RING, SECRET_KEY=new),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "SECRET_KEY_PREVIOUS" in refused.stdout + refused.stderr
+    with running_server(tmp_path, **RING, SECRET_KEY=new, SECRET_KEY_PREVIOUS=old) as server:
+        assert [key["kid"] for key in jwks(server)["keys"]] == kids

@@ -199,7 +199,6 @@ class SigningKeyService:
 
     async def retire(self, kid: str, *, force: bool = False) -> SigningKeyRecord:
         """Retire ``kid``; returns its record as it was before."""
-        replacement = self._make()
         await self._create_lock()
         async with self._uow() as uow:
             now = self._clock.now()
@@ -235,7 +234,9 @@ class SigningKeyService:
             _moved(await uow.signing_keys.move(kid, from_state=key.state,
                                                to_state=KeyState.RETIRED, now=now))  # fmt: skip
             if key.state is KeyState.NEXT:
-                await uow.signing_keys.add(replacement, state=KeyState.NEXT, now=now)
+                # Made under the lock: retiring a next key is rare (a compromised
+                # one), and only then is a key needed.
+                await uow.signing_keys.add(self._make(), state=KeyState.NEXT, now=now)
         logger.info("retired signing key kid=%s (was %s)", kid, key.state.value)
         return key
 
