@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.engine import URL
@@ -234,3 +235,32 @@ async def test_a_ring_not_loaded_at_start_is_created_and_loaded_later(
     assert await refresher.run_once()
     assert await ring_states(engines[0]) == ["current", "next"]
     assert ring.trusted_keys(ring.signing().kid)[0].algorithm == "EdDSA"
+
+
+async def test_a_ring_holds_keys_of_several_algorithms_after_a_change(
+    engines: list[AsyncEngine], clock: FrozenClock
+) -> None:
+    # JWT_ALGORITHM changed from RS256 to EdDSA: it takes effect at the next key made.
+    await make_service(engines[0], clock, algorithm="RS256").ensure_ring()
+    loader = RingLoader(
+        SqlUnitOfWorkFactory(engines[0]), PrivateKeySealer(SECRET.key_encryption_keys())
+    )
+    ring = KeyRing(await loader.load())
+    tokens = JwtAccessTokens(ring, issuer="https://auth.test", audiences=("a",), ttl_seconds=TTL)
+    rsa_token = tokens.issue(_user(), session_id=uuid.uuid4(), now=clock.now())
+    changed = make_service(engines[0], clock, algorithm="EdDSA")
+    await changed.rotate(force=True)  # current: the RS256 next key; next: EdDSA
+    await changed.rotate(force=True)  # current: EdDSA; previous: both RS256 keys
+    ring.replace(await loader.load())
+    assert ring.signing().algorithm == "EdDSA"
+    assert ring.key_set is not None
+    assert sorted(key.algorithm for key in ring.key_set.by_kid.values()) == [
+        "EdDSA",
+        "EdDSA",
+        "RS256",
+        "RS256",
+    ]
+    ed_token = tokens.issue(_user(), session_id=uuid.uuid4(), now=clock.now())
+    assert jwt.get_unverified_header(ed_token)["alg"] == "EdDSA"
+    for token in (rsa_token, ed_token):
+        assert tokens.verify(token, now=clock.now()).subject
