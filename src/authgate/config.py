@@ -73,9 +73,17 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
 
     authgate_data_dir: Path = Path(".authgate")
+    # Set: a static ring from these PEM files (docs/keys.md). Unset: the database ring.
     jwt_private_key_path: Path | None = None
     jwt_public_key_path: Path | None = None
+    # Static ring only: earlier public keys (comma-separated PEM paths), verify-only
+    # and published, for a manual rotation.
+    jwt_previous_public_key_paths: str = ""
     jwt_algorithm: str = "RS256"
+    # Database ring: rotate every this many days (0 = only by `authgate keys rotate`),
+    # and how often each instance re-reads the ring from the database.
+    key_rotation_days: int = Field(default=0, ge=0, le=3650)
+    key_ring_refresh_seconds: float = Field(default=60.0, gt=0, le=3600)
     # The address clients use to reach this server (scheme, host, port, no path):
     # behind a TLS proxy, https://auth.example.com. Unset: http://HOST:PORT.
     public_url: str | None = None
@@ -402,21 +410,19 @@ class Settings(BaseSettings):
         return configs
 
     @model_validator(mode="after")
-    def _production_needs_real_keys(self) -> Settings:
-        if self.jwt_public_key_path is not None and self.jwt_private_key_path is None:
-            # Development keys would be used and this file silently ignored.
-            raise ValueError(
-                "JWT_PUBLIC_KEY_PATH is set without JWT_PRIVATE_KEY_PATH; set both (or neither, "
-                "for development keys)"
-            )
-        if self.authgate_env is Environment.PRODUCTION and (
-            self.jwt_private_key_path is None or self.jwt_public_key_path is None
+    def _one_key_ring(self) -> Settings:
+        # Without JWT_PRIVATE_KEY_PATH the database ring is used (in production too:
+        # its private keys are sealed under SECRET_KEY, which production requires);
+        # these files would be silently ignored.
+        for variable, value in (
+            ("JWT_PUBLIC_KEY_PATH", self.jwt_public_key_path),
+            ("JWT_PREVIOUS_PUBLIC_KEY_PATHS", self.previous_public_key_paths),
         ):
-            raise ValueError(
-                "JWT_PRIVATE_KEY_PATH: AUTHGATE_ENV=production refuses development keys; "
-                "create a key pair with 'authgate keys generate --out DIR' and set "
-                "JWT_PRIVATE_KEY_PATH and JWT_PUBLIC_KEY_PATH"
-            )
+            if value and self.jwt_private_key_path is None:
+                raise ValueError(
+                    f"{variable} is set without JWT_PRIVATE_KEY_PATH; set JWT_PRIVATE_KEY_PATH "
+                    "for a static key ring, or unset it for the database ring (docs/keys.md)"
+                )
         if self.refresh_token_absolute_ttl_seconds < self.refresh_token_ttl_seconds:
             raise ValueError(
                 "REFRESH_TOKEN_ABSOLUTE_TTL_SECONDS must be at least REFRESH_TOKEN_TTL_SECONDS"
@@ -466,6 +472,14 @@ class Settings(BaseSettings):
     @property
     def audiences(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in self.jwt_audience.split(",") if a.strip())
+
+    @property
+    def previous_public_key_paths(self) -> tuple[Path, ...]:
+        return tuple(Path(p) for p in _split(self.jwt_previous_public_key_paths))
+
+    @property
+    def static_key_ring(self) -> bool:
+        return self.jwt_private_key_path is not None
 
     @property
     def trusted_proxy_list(self) -> list[str]:

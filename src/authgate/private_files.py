@@ -1,5 +1,5 @@
 """Files and directories only the server's own user may read: the SQLite database
-(password hashes, session records) and the data directory (development keys, the
+(password hashes, session records) and the data directory (the
 server secret). Their modes are set explicitly, never left to the umask.
 
 Imports nothing from authgate: storage, crypto and the CLI all use it.

@@ -34,6 +34,8 @@ def clean_environment(**values: str) -> dict[str, str]:
         "JWT_ALGORITHM", "AUTHGATE_ENV", "PORT", "HOST", "AUTHGATE_DATA_DIR",
         "PUBLIC_URL", "JWT_ISSUER", "WORKERS", "DOCS_ENABLED",
         "SECRET_KEY", "SECRET_KEY_PATH", "SECRET_KEY_PREVIOUS", "SECRET_KEY_PREVIOUS_PATH",
+        "JWT_PREVIOUS_PUBLIC_KEY_PATHS", "KEY_ROTATION_DAYS", "KEY_RING_REFRESH_SECONDS",
+        "JWKS_MAX_AGE_SECONDS",
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(values)

@@ -73,8 +73,9 @@ def test_serve_keeps_the_database_its_wal_and_the_data_directory_private(
         assert modes == {p.name: 0o600 for p in (database, wal, shm)}
         assert _mode(database.parent) == 0o700
         assert _mode(data_dir) == 0o700
-        assert _mode(data_dir / "keys") == 0o700
-        assert all(_mode(pem) & 0o077 == 0 for pem in (data_dir / "keys").glob("*private.pem"))
+        assert _mode(data_dir / "secret.key") == 0o600
+        # The signing keys live in the database (sealed), not in files.
+        assert not (data_dir / "keys").exists()
 
 
 def test_an_existing_exposed_database_is_named_in_a_warning(tmp_path: Path) -> None:

@@ -145,20 +145,29 @@ def test_the_whole_journey(server: RunningServer) -> None:
     assert tokens["accessToken"] not in log
 
 
-def test_first_run_creates_development_keys_and_says_so(tmp_path: Path) -> None:
+def test_first_run_creates_the_key_ring_and_keeps_it(tmp_path: Path) -> None:
     with running_server(tmp_path, **CHEAP_HASHING) as server:
-        assert "USING DEVELOPMENT SIGNING KEYS (created now" in server.log()
+        assert "created the signing-key ring" in server.log()
         assert "USING A DEVELOPMENT SERVER SECRET (created now" in server.log()
         assert (tmp_path / "authgate.db").exists()
+        # The ring lives in the database: no key files are written any more.
+        assert not (tmp_path / ".authgate" / "keys").exists()
         secret = tmp_path / ".authgate" / "secret.key"
         assert secret.stat().st_mode & 0o777 == 0o600
         assert secret.parent.stat().st_mode & 0o777 == 0o700
         first_secret = secret.read_bytes()
-        kid = httpx.get(f"{server.base_url}/.well-known/jwks.json").json()["keys"][0]["kid"]
+        kids = [
+            key["kid"]
+            for key in httpx.get(f"{server.base_url}/.well-known/jwks.json").json()["keys"]
+        ]
     with running_server(tmp_path, **CHEAP_HASHING) as server:
         assert "created earlier" in server.log()
-        same = httpx.get(f"{server.base_url}/.well-known/jwks.json").json()["keys"][0]["kid"]
-    assert same == kid
+        assert "created the signing-key ring" not in server.log()
+        same = [
+            key["kid"]
+            for key in httpx.get(f"{server.base_url}/.well-known/jwks.json").json()["keys"]
+        ]
+    assert same == kids
     assert secret.read_bytes() == first_secret
 
 
@@ -230,7 +239,9 @@ def test_bad_settings_stop_start_up_with_one_line_naming_the_variable(tmp_path: 
     private, public = str(keys / "jwt-private.pem"), str(keys / "jwt-public.pem")
     assert "JWT_ALGORITHM" in _serve_fails(tmp_path, JWT_ALGORITHM="HS256")
     assert "DATABASE_URL" in _serve_fails(tmp_path, DATABASE_URL="not a url")
-    assert "JWT_PRIVATE_KEY_PATH" in _serve_fails(tmp_path, AUTHGATE_ENV="production")
+    assert "JWT_PUBLIC_KEY_PATH is set without JWT_PRIVATE_KEY_PATH" in _serve_fails(
+        tmp_path, JWT_PUBLIC_KEY_PATH=public
+    )
     assert "JWT_PRIVATE_KEY_PATH" in _serve_fails(
         tmp_path, JWT_PRIVATE_KEY_PATH=str(tmp_path / "missing.pem")
     )

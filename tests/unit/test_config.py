@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from authgate.config import SettingsError, load_settings
@@ -101,19 +103,34 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) 
     assert settings.jwt_issuer == "https://auth.example"
 
 
-def test_key_paths_are_set_together(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("variable", ["JWT_PUBLIC_KEY_PATH", "JWT_PREVIOUS_PUBLIC_KEY_PATHS"])
+def test_static_ring_files_need_the_private_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
     monkeypatch.chdir("/")
-    monkeypatch.setenv("JWT_PUBLIC_KEY_PATH", "/etc/authgate/jwt-public.pem")
-    with pytest.raises(SettingsError, match=r"^JWT_PUBLIC_KEY_PATH is set without"):
+    monkeypatch.setenv(variable, "/etc/authgate/jwt-public.pem")
+    with pytest.raises(SettingsError, match=rf"^{variable} is set without JWT_PRIVATE_KEY_PATH"):
         load_settings()
 
 
-def test_production_needs_both_key_files(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_previous_public_keys_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("JWT_PRIVATE_KEY_PATH", "/k/new.pem")
+    monkeypatch.setenv("JWT_PREVIOUS_PUBLIC_KEY_PATHS", " /k/a.pem, ,/k/b.pem ")
+    settings = load_settings()
+    assert settings.previous_public_key_paths == (Path("/k/a.pem"), Path("/k/b.pem"))
+    assert settings.static_key_ring
+
+
+def test_production_allows_the_database_ring(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No JWT_PRIVATE_KEY_PATH in production: the database ring (sealed under the
+    # server secret, which production requires) instead of a refusal.
     monkeypatch.chdir("/")
     monkeypatch.setenv("AUTHGATE_ENV", "production")
-    monkeypatch.setenv("JWT_PRIVATE_KEY_PATH", "/etc/authgate/jwt-private.pem")
-    with pytest.raises(SettingsError, match="JWT_PRIVATE_KEY_PATH: AUTHGATE_ENV=production"):
+    with pytest.raises(SettingsError) as refused:
         load_settings()
+    assert "JWT_PRIVATE_KEY_PATH" not in str(refused.value)
+    assert "SECRET_KEY" in str(refused.value)
 
 
 def test_provider_email_trust_and_nonce_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,17 +43,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authgate.server_secret import load_server_secret, warn_if_development
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
-    from authgate.web.app import resolve_key_set
+    from authgate.web.app import static_key_set
     from authgate.web.http_protocol import BoundedHttpToolsProtocol
 
     settings = _settings(args)
     _configure_logging(settings)
-    # Before forking workers: create the development secret and keys once, and
-    # fail fast on a missing, weak or exposed secret and on bad keys.
+    # Before forking workers: create the development secret once, and fail fast on
+    # a missing, weak or exposed secret and on bad static keys. (The database ring
+    # is created, on first start, by the first worker's lifespan.)
     secret = load_server_secret(settings)
-    key_set = resolve_key_set(settings)
+    key_set = static_key_set(settings)
     warn_if_development(secret)
-    logger.info("signing with %s key kid=%s", key_set.signing.algorithm, key_set.signing.kid)
+    if key_set is not None:
+        logger.info(
+            "static key ring: signing with %s key kid=%s",
+            key_set.signing.algorithm,
+            key_set.signing.kid,
+        )
     log_development_warnings(settings, logger)
     url = settings.effective_database_url
     if settings.auto_migrate:
@@ -112,6 +118,12 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     print(f"JWT_ALGORITHM={args.algorithm}")
     print(f"# kid {kid}")
     return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from authgate.cli.keys import run_keys
+
+    return asyncio.run(run_keys(load_settings(), args))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -205,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="apply migrations and serve HTTP",
-        description="Apply pending migrations (unless AUTO_MIGRATE=false), create development "
-        "keys on first run when JWT_PRIVATE_KEY_PATH is unset, and serve.",
+        description="Apply pending migrations (unless AUTO_MIGRATE=false), create the signing-key "
+        "ring in the database on first start when JWT_PRIVATE_KEY_PATH is unset, and serve.",
     )
     serve.add_argument("--host", help="listen address (HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (PORT, default 3000)")
@@ -226,14 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser(
         "keys",
         help="manage signing keys",
-        description="Signing keys for access tokens (JWT_PRIVATE_KEY_PATH, JWT_PUBLIC_KEY_PATH).",
+        description="The signing-key ring of access tokens: in the database (next, current, "
+        "previous, retired keys; see docs/keys.md), or static PEM files when "
+        "JWT_PRIVATE_KEY_PATH is set.",
     )
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    from authgate.cli.keys import add_ring_commands
+
+    add_ring_commands(keys_commands, handler=cmd_keys)
     generate = keys_commands.add_parser(
         "generate",
         help="write a new PEM key pair",
         description="Write jwt-private.pem (mode 0600) and jwt-public.pem into --out, for "
-        "JWT_PRIVATE_KEY_PATH and JWT_PUBLIC_KEY_PATH. Never overwrites.",
+        "JWT_PRIVATE_KEY_PATH and JWT_PUBLIC_KEY_PATH (a static ring instead of the database "
+        "ring). Never overwrites.",
     )
     generate.add_argument("--out", required=True, help="directory to write the pair into")
     generate.add_argument(
@@ -314,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from authgate.cli.keys import kid_arguments_protected
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(kid_arguments_protected(arguments))
     try:
         result: int = args.handler(args)
         # Inside the try: a reader that went away (`authgate migrate --sql | head`)

@@ -23,6 +23,7 @@ from uuid import UUID
 
 import jwt
 
+from authgate.crypto.keyring import KeyRing
 from authgate.crypto.keys import KeySet
 from authgate.domain.models import User
 
@@ -32,21 +33,21 @@ P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class JwtAccessTokens:
-    """Issues our access tokens with keys parsed once at start-up."""
+    """Issues our access tokens with the ring's current key, read on every call
+    (a rotation takes effect at the ring's next refresh)."""
 
     def __init__(
         self,
-        key_set: KeySet,
+        keys: KeyRing | KeySet,
         *,
         issuer: str,
         audiences: tuple[str, ...],
         ttl_seconds: int,
     ) -> None:
-        self._keys = key_set
+        self._ring = keys if isinstance(keys, KeyRing) else KeyRing(keys, static=True)
         self._issuer = issuer
         self._audiences = audiences
         self._ttl = ttl_seconds
-        self._header = {"kid": key_set.signing.kid, "typ": ACCESS_TOKEN_TYPE}
 
     @property
     def ttl_seconds(self) -> int:
@@ -72,13 +73,14 @@ class JwtAccessTokens:
         if user.email is not None:
             claims["email"] = user.email
             claims["email_verified"] = user.email_verified
+        signing = self._ring.signing()
         token = jwt.encode(
             claims,
-            self._keys.signing.private_key,
-            algorithm=self._keys.signing.algorithm,
-            headers=self._header,
+            signing.private_key,
+            algorithm=signing.algorithm,
+            headers={"kid": signing.kid, "typ": ACCESS_TOKEN_TYPE},
         )
-        if self._keys.signing.algorithm == "ES256":
+        if signing.algorithm == "ES256":
             token = low_s_token(token)
         return token
 

@@ -1,18 +1,17 @@
 """Signing keys: loaded and checked once at start-up, addressed by ``kid``.
 
 One signer, many verifiers: the key that signs is also published; extra public keys
-(a previous key during rotation) verify but never sign. The ``kid`` is the RFC 7638
-JWK thumbprint, so it is derived from the key itself and cannot drift.
+(the next and previous keys of the ring, crypto.keyring) verify but never sign. The
+``kid`` is the RFC 7638 JWK thumbprint, so it is derived from the key itself and
+cannot drift. JWK export and thumbprints are joserfc's, not written here.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
-from authgate.private_files import make_private_directory
+from authgate.resource.keys import TrustedKey
 
 logger = logging.getLogger(__name__)
 
@@ -33,46 +33,36 @@ class KeyError_(Exception):
     """A key file is missing, unreadable, or does not fit the configured algorithm."""
 
 
-def _b64url_uint(value: int) -> str:
-    length = max(1, (value.bit_length() + 7) // 8)
-    return _b64url(value.to_bytes(length, "big"))
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def public_jwk(key: VerifyingPublicKey) -> dict[str, str]:
-    """The public members of a JWK (RFC 7517/7518/8037), without kid/alg/use."""
+    """The public members of a JWK (RFC 7517/7518/8037), without kid/alg/use.
+
+    Exported by joserfc (the JOSE library that also computes RFC 7638 thumbprints)."""
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise KeyError_(f"unsupported EC curve {key.curve.name}; ES256 needs P-256")
+    members = _jose_key(key).as_dict(private=False)
+    return {name: str(value) for name, value in sorted(members.items())}
+
+
+def _jose_key(key: VerifyingPublicKey) -> RSAKey | ECKey | OKPKey:
     if isinstance(key, rsa.RSAPublicKey):
-        numbers = key.public_numbers()
-        return {"kty": "RSA", "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e)}
+        return RSAKey.import_key(key)
     if isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, ec.SECP256R1):
-            raise KeyError_(f"unsupported EC curve {key.curve.name}; ES256 needs P-256")
-        ec_numbers = key.public_numbers()
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": _b64url(ec_numbers.x.to_bytes(32, "big")),
-            "y": _b64url(ec_numbers.y.to_bytes(32, "big")),
-        }
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+        return ECKey.import_key(key)
+    return OKPKey.import_key(key)
 
 
-# RFC 7638 section 3.2: only the required members, in lexicographic order.
-_THUMBPRINT_MEMBERS = {
-    "RSA": ("e", "kty", "n"),
-    "EC": ("crv", "kty", "x", "y"),
-    "OKP": ("crv", "kty", "x"),
-}
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """The RFC 7638 thumbprint (SHA-256) of a public JWK: our ``kid``."""
+    public = {name: value for name, value in jwk.items() if name not in ("d", "p", "q")}
+    return JWKRegistry.import_key(dict(public)).thumbprint()
 
 
-def jwk_thumbprint(jwk: dict[str, str]) -> str:
-    members = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return _b64url(hashlib.sha256(canonical).digest())
+def algorithm_for(key: VerifyingPublicKey | SigningPrivateKey) -> str:
+    """The one algorithm we use a key with, from its type (a key never serves two)."""
+    for algorithm in ("RS256", "ES256", "EdDSA"):
+        if algorithm_fits(algorithm, key):
+            return algorithm
+    raise KeyError_("unsupported key: RS256 needs RSA-2048+, ES256 P-256, EdDSA Ed25519")
 
 
 def algorithm_fits(algorithm: str, key: VerifyingPublicKey | SigningPrivateKey) -> bool:
@@ -105,14 +95,28 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class KeySet:
+    """One snapshot of the ring: the key that signs, and every key that verifies.
+
+    ``extra_verification`` holds the next and previous keys (published, verify, never
+    sign). Lookups and the JWKS body are computed once here, never per request."""
+
     signing: SigningKey
     extra_verification: tuple[VerificationKey, ...] = ()
     by_kid: dict[str, VerificationKey] = field(init=False)
+    trusted: dict[str, tuple[TrustedKey, ...]] = field(init=False)
+    jwks_body: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         keys = {self.signing.kid: self.signing.verification}
         keys.update({key.kid: key for key in self.extra_verification})
         object.__setattr__(self, "by_kid", keys)
+        trusted = {
+            kid: (TrustedKey(kid=kid, algorithm=key.algorithm, key=key.public_key),)
+            for kid, key in keys.items()
+        }
+        object.__setattr__(self, "trusted", trusted)
+        body = json.dumps(self.jwks(), separators=(",", ":")).encode("utf-8")
+        object.__setattr__(self, "jwks_body", body)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """Public keys only: a private member must never appear here."""
@@ -194,11 +198,18 @@ def load_key_set(
             raise KeyError_(
                 "JWT_PUBLIC_KEY_PATH: the public key is not the public half of JWT_PRIVATE_KEY_PATH"
             )
-    extra = tuple(
-        make_verification_key(load_public_key(p, "JWT_EXTRA_PUBLIC_KEY_PATHS"), algorithm)
-        for p in extra_public_key_paths
-    )
-    return KeySet(signing=signing, extra_verification=extra)
+    extra: list[VerificationKey] = []
+    for path in extra_public_key_paths:
+        # Each previous key verifies with its own algorithm: JWT_ALGORITHM may have
+        # changed since it signed.
+        previous = load_public_key(path, "JWT_PREVIOUS_PUBLIC_KEY_PATHS")
+        try:
+            key = make_verification_key(previous, algorithm_for(previous))
+        except KeyError_ as exc:
+            raise KeyError_(f"JWT_PREVIOUS_PUBLIC_KEY_PATHS: {path}: {exc}") from None
+        if key.kid != signing.kid and all(key.kid != other.kid for other in extra):
+            extra.append(key)
+    return KeySet(signing=signing, extra_verification=tuple(extra))
 
 
 def generate_private_key(algorithm: str) -> SigningPrivateKey:
@@ -236,25 +247,8 @@ def write_key_pair(directory: Path, algorithm: str, *, stem: str = "jwt") -> tup
     return private_path, public_path
 
 
-def ensure_development_keys(data_dir: Path, algorithm: str) -> tuple[Path, Path, bool]:
-    """Development keys under the data directory, created once.
-
-    Returns (private path, public path, whether they were created now)."""
-    directory = data_dir / "keys"
-    # The data directory holds secrets (these keys, the server secret): 0700.
-    make_private_directory(data_dir, warn_existing=True)
-    make_private_directory(directory, warn_existing=True)
-    stem = f"dev-{algorithm.lower()}"
-    private_path = directory / f"{stem}-private.pem"
-    public_path = directory / f"{stem}-public.pem"
-    if private_path.exists() and public_path.exists():
-        return private_path, public_path, False
-    write_key_pair(directory, algorithm, stem=stem)
-    return private_path, public_path, True
-
-
 def jwks_json(key_set: KeySet) -> bytes:
-    return json.dumps(key_set.jwks(), separators=(",", ":")).encode("utf-8")
+    return key_set.jwks_body
 
 
 def describe(jwk: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
 )
 
@@ -189,6 +190,26 @@ mail_outbox = Table(
     Column("sent_at", UTCDateTime(), nullable=True),
     Column("last_error", String(255), nullable=True),
     Index("ix_mail_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# The signing-key ring (migration 0007): next -> current -> previous -> retired.
+# The private key is sealed with AES-GCM under a key derived from the server secret
+# (crypto.key_encryption), bound to the row's kid and algorithm; NULL once retired.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", exact_string(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("public_jwk", Text(), nullable=False),
+    Column("private_key_sealed", LargeBinary(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("activated_at", UTCDateTime(), nullable=True),
+    Column("deactivated_at", UTCDateTime(), nullable=True),
+    Column("retired_at", UTCDateTime(), nullable=True),
+    Index("ix_signing_keys_state", "state"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

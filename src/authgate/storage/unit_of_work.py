@@ -24,6 +24,7 @@ from authgate.storage.repositories import (
     SqlSessionRepository,
     SqlUserRepository,
 )
+from authgate.storage.signing_keys import SqlSigningKeyRepository
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class SqlUnitOfWork:
     pruning: SqlPruningRepository
     one_time_tokens: SqlOneTimeTokenRepository
     mail_outbox: SqlMailOutboxRepository
+    signing_keys: SqlSigningKeyRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -66,6 +68,7 @@ class SqlUnitOfWork:
         self.pruning = SqlPruningRepository(self._connection)
         self.one_time_tokens = SqlOneTimeTokenRepository(self._connection)
         self.mail_outbox = SqlMailOutboxRepository(self._connection)
+        self.signing_keys = SqlSigningKeyRepository(self._connection)
         return self
 
     async def __aexit__(

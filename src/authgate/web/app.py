@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -23,12 +23,14 @@ from authgate.config import Settings, load_settings
 from authgate.config_checks import log_development_warnings, startup_already_reported
 from authgate.crypto.access_token_verifier import TrustedKeysByKid, access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens
-from authgate.crypto.keys import KeySet, ensure_development_keys, jwks_json, load_key_set
+from authgate.crypto.key_encryption import PrivateKeySealer, SealedKeyMaker
+from authgate.crypto.keyring import KeyRing, KeyRingRefresher, RingLoader
+from authgate.crypto.keys import KeyError_, KeySet, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import SuccessorSealer
+from authgate.errors import Unavailable
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
-from authgate.resource import TrustedKey
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -41,6 +43,7 @@ from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.pruning import PeriodicPruning, PruningService, RetentionPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
+from authgate.services.signing_keys import KeyRingPolicy, SigningKeyService
 from authgate.services.user_sessions import UserSessionService
 from authgate.storage.engine import create_engine
 from authgate.storage.migrate import head_revision
@@ -57,51 +60,44 @@ logger = logging.getLogger("authgate")
 OPENAPI_URL = "/openapi.json"
 
 
-def resolve_key_set(settings: Settings, *, announce: bool = True) -> KeySet:
-    """Configured PEM files, or development keys created once under the data directory.
-
-    ``announce=False`` skips the development-key warning: ``authgate serve`` has
-    printed it once already, before starting its workers.
-    """
-    private_path: Path
-    public_path: Path | None
-    if settings.jwt_private_key_path is not None:
-        private_path, public_path = settings.jwt_private_key_path, settings.jwt_public_key_path
-    else:
-        private_path, public_path, created = ensure_development_keys(
-            settings.authgate_data_dir, settings.jwt_algorithm
-        )
-        if announce:
-            logger.warning(
-                "USING DEVELOPMENT SIGNING KEYS (%s, %s): set JWT_PRIVATE_KEY_PATH and "
-                "JWT_PUBLIC_KEY_PATH before production; AUTHGATE_ENV=production refuses to start "
-                "without them",
-                "created now" if created else "created earlier",
-                private_path,
-            )
+def static_key_set(settings: Settings) -> KeySet | None:
+    """The static ring from PEM files (JWT_PRIVATE_KEY_PATH set), or None for the
+    database ring, which the lifespan loads (and creates on first start)."""
+    if settings.jwt_private_key_path is None:
+        return None
     return load_key_set(
-        private_key_path=private_path,
-        public_key_path=public_path,
+        private_key_path=settings.jwt_private_key_path,
+        public_key_path=settings.jwt_public_key_path,
         algorithm=settings.jwt_algorithm,
+        extra_public_key_paths=settings.previous_public_key_paths,
     )
 
 
 def trusted_keys_by_kid(key_set: KeySet) -> TrustedKeysByKid:
-    """The server's verification keys by ``kid``, as the verifier kit takes them.
+    """A fixed key set's lookup ``kid -> keys``, as the verifier kit takes it (tests and
+    benchmarks; the server itself uses its refreshing ring's ``trusted_keys``)."""
+    return KeyRing(key_set, static=True).trusted_keys
 
-    Built once: the lookup returns the same objects on every call, which keeps the
-    verifier's cache hit a dictionary look-up. The refreshing key ring replaces this
-    with its own ``trusted_keys(kid)``.
-    """
-    trusted = {
-        kid: (TrustedKey(kid=kid, algorithm=key.algorithm, key=key.public_key),)
-        for kid, key in key_set.by_kid.items()
-    }
 
-    def lookup(kid: str) -> tuple[TrustedKey, ...]:
-        return trusted.get(kid, ())
-
-    return lookup
+def key_ring_service(
+    settings: Settings, *, uow: SqlUnitOfWorkFactory, clock: Clock, server_secret: ServerSecret
+) -> tuple[SigningKeyService, RingLoader]:
+    """The database ring's lifecycle service and loader (web and CLI share them)."""
+    sealer = PrivateKeySealer(server_secret.key_encryption_keys())
+    service = SigningKeyService(
+        uow=uow,
+        clock=clock,
+        maker=SealedKeyMaker(sealer),
+        policy=KeyRingPolicy(
+            algorithm=settings.jwt_algorithm,
+            # Published for a whole JWKS cache lifetime after every instance has it.
+            publish_before_use_seconds=settings.jwks_max_age_seconds
+            + math.ceil(settings.key_ring_refresh_seconds),
+            token_lifetime_seconds=settings.access_token_ttl_seconds,
+            rotation_days=settings.key_rotation_days,
+        ),
+    )
+    return service, RingLoader(uow, sealer)
 
 
 def hashing_threads(settings: Settings) -> int:
@@ -122,24 +118,26 @@ def create_app(
     server_secret: ServerSecret | None = None,
     announce: bool = True,
 ) -> FastAPI:
-    """The app. ``announce=False`` leaves out the start-up warnings (development keys
-    and secret, unsafe settings), which ``authgate serve`` has printed once for all
+    """The app. ``announce=False`` leaves out the start-up warnings (development
+    secret, unsafe settings), which ``authgate serve`` has printed once for all
     its workers."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
     route_events_to_stdlib()
-    # Keys are loaded and checked here, before the server accepts anything, so a
-    # wrong key type stops start-up instead of failing the first request. The server
+    # Static keys are loaded and checked here, before the server accepts anything, so
+    # a wrong key type stops start-up instead of failing the first request (the
+    # database ring is loaded, or created, in the lifespan). The server
     # secret comes first: in development its file creates the data directory
     # private (0700) before anything else is written there.
     if server_secret is None:
         loaded = load_server_secret(settings)
-        key_set = resolve_key_set(settings, announce=announce)
+        key_set = static_key_set(settings)
         if announce:
             warn_if_development(loaded)
         server_secret = loaded.secret
     else:
-        key_set = resolve_key_set(settings, announce=announce)
+        key_set = static_key_set(settings)
+    ring_secret = server_secret
     if announce:
         log_development_warnings(settings, logger)
     # Services get only the keys derived from the secret.
@@ -177,19 +175,62 @@ def create_app(
             clock_skew_seconds=settings.provider_clock_skew_seconds,
             jwks_timeout_seconds=settings.provider_http_timeout_seconds,
         )
+        uow = SqlUnitOfWorkFactory(engine)
+        ring_refresher: KeyRingRefresher | None = None
+        if key_set is not None:
+            key_ring = KeyRing(key_set, static=True)
+        else:
+            # The database ring: created on first start (under the ring lock, so
+            # instances starting together create one), then re-read periodically.
+            ring_service, loader = key_ring_service(
+                settings, uow=uow, clock=clock, server_secret=ring_secret
+            )
+            key_ring = KeyRing(None)
+            ring_refresher = KeyRingRefresher(
+                key_ring,
+                loader,
+                interval_seconds=settings.key_ring_refresh_seconds,
+                scheduled=ring_service.run_scheduled,
+                ensure=ring_service.ensure_ring,
+            )
+            try:
+                await ring_service.ensure_ring()
+                key_ring.replace(await loader.load())
+            except KeyError_:
+                raise  # a key that does not decrypt (wrong SECRET_KEY) stops start-up
+            except Exception as exc:
+                # A database that cannot be used now must not stop the server (it
+                # answers 503, or 500 for a broken one, like every request that
+                # needs the database, and /readyz says not ready); the refresher
+                # keeps trying.
+                logger.error(
+                    "cannot load the signing-key ring yet; retrying every %g s: %s",
+                    settings.key_ring_refresh_seconds,
+                    (exc.detail_for_log or exc.message)
+                    if isinstance(exc, Unavailable)
+                    else repr(exc),
+                )
+        if key_ring.key_set is not None:
+            logger.info(
+                "signing with %s key kid=%s (%s ring)",
+                key_ring.key_set.signing.algorithm,
+                key_ring.key_set.signing.kid,
+                "static" if key_ring.static else "database",
+            )
         access_tokens = JwtAccessTokens(
-            key_set,
+            key_ring,
             issuer=settings.issuer,
             audiences=settings.audiences,
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         verifier = access_token_verifier(
-            trusted_keys_by_kid(key_set),
+            # The ring's own lookup: a rotation or retirement reaches the guard at the
+            # ring's next refresh, and a retired kid stops verifying at once.
+            key_ring.trusted_keys,
             issuer=settings.issuer,
             audiences=settings.audiences,
             clock=clock,
         )
-        uow = SqlUnitOfWorkFactory(engine)
         audit = AuditTrail(uow=uow, clock=clock)
         throttle = build_throttle(
             settings.rate_limit_storage_url, clock=clock, hmac_key=throttle_key
@@ -288,7 +329,7 @@ def create_app(
                 confirmation=confirmation,
                 providers=provider_accounts,
             ),
-            jwks_body=jwks_json(key_set),
+            key_ring=key_ring,
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
             schema_revision=head_revision(),
         )
@@ -307,9 +348,18 @@ def create_app(
         )
         # The mail drainer: woken after each commit that queued mail, polls otherwise.
         mail_task = asyncio.create_task(mail.delivery.run(), name="authgate-mail")
+        ring_task = (
+            asyncio.create_task(ring_refresher.run_forever(), name="authgate-key-ring")
+            if ring_refresher is not None
+            else None
+        )
         try:
             yield
         finally:
+            if ring_task is not None:
+                ring_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ring_task
             periodic_pruning.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await periodic_pruning

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
+from authgate.crypto.keyring import KeyRing
 from authgate.resource import TokenVerifier
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -33,7 +34,8 @@ class Container:
     mail: MailDelivery
     user_sessions: UserSessionService
     account_deletion: AccountDeletionService
-    jwks_body: bytes
+    # The signing-key ring: its JWKS body is served as is (refreshed in the background).
+    key_ring: KeyRing
     jwks_max_age_seconds: int
     # The migration the code expects; /readyz is not ready until the database is at it.
     schema_revision: str | None = None

@@ -15,9 +15,9 @@ router = APIRouter(tags=["well-known"])
 
 @router.get("/.well-known/jwks.json", response_class=Response)
 async def jwks(container: AppContainer) -> Response:
-    # Serialized once at start-up: the key set cannot change while we run.
+    # Serialized once per ring snapshot; a rotation swaps the whole body.
     return Response(
-        content=container.jwks_body,
+        content=container.key_ring.jwks_body,
         media_type="application/json",
         headers={"Cache-Control": f"public, max-age={container.jwks_max_age_seconds}"},
     )
