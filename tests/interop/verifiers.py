@@ -34,13 +34,15 @@ with warnings.catch_warnings():
 
 @dataclass(frozen=True)
 class Case:
-    """One verification: the token and the issuer, audience and algorithms pinned."""
+    """One verification: the token, the issuer, audience and algorithms pinned, and
+    whether it must verify."""
 
     name: str
     token: str
     issuer: str
     audience: str
     algorithms: tuple[str, ...]
+    accept: bool  # whether every library that knows the algorithm must verify it
 
     def as_json(self) -> dict[str, Any]:
         return {
