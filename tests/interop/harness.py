@@ -82,9 +82,8 @@ class Issued:
     cases: tuple[Case, ...]
 
 
-def sign_in(http: httpx.Client, email: str = "interop@cow.jp") -> str:
-    """An access token for ``email``, signed up first if it has no account yet."""
-    http.post(
+def sign_up(http: httpx.Client, email: str = "interop@cow.jp") -> None:
+    signup = http.post(
         "/api/v1/signup/credentials",
         json={
             "email": email,
@@ -94,6 +93,11 @@ def sign_in(http: httpx.Client, email: str = "interop@cow.jp") -> str:
             "lastName": "Friedman",
         },
     )
+    assert signup.status_code == 200, signup.text
+
+
+def sign_in(http: httpx.Client, email: str = "interop@cow.jp") -> str:
+    """A new session's access token for ``email``."""
     signin = http.post("/api/v1/auth/credentials", json={"email": email, "password": PASSWORD})
     assert signin.status_code == 200, signin.text
     token: str = signin.json()["accessToken"]
@@ -173,21 +177,22 @@ def check_outcomes(library: str, issued: Issued, outcomes: dict[str, Any]) -> No
                 assert warned == [], (expected.name, warned)
 
 
-def verify_with_every_library(issued: Issued, subtests: pytest.Subtests) -> None:
+def verify_with_every_library(issued: Issued, subtests: pytest.Subtests, **context: str) -> None:
     """Every library on every case of ``issued``: one subtest per library.
 
     The Python libraries run in this process; the Node ones in one Node process.
+    ``context`` is added to each subtest's report (a test's phase, say).
     """
     for library, verify in PYTHON_VERIFIERS.items():
-        with subtests.test(library=library):
+        with subtests.test(library=library, **context):
             outcomes = {
                 c.name: run_python_verifier(verify, c, issued.jwks_url) for c in issued.cases
             }
             check_outcomes(library, issued, outcomes)
     node_outcomes: dict[str, dict[str, Any]] = {}
-    with subtests.test(library="Node"):
+    with subtests.test(library="Node", **context):
         # Skips here (fails under CI=true) when Node is missing; the Python rows stand.
         node_outcomes = run_node_verifiers(issued.jwks_url, list(issued.cases))
     for library, outcomes in node_outcomes.items():
-        with subtests.test(library=library):
+        with subtests.test(library=library, **context):
             check_outcomes(library, issued, outcomes)

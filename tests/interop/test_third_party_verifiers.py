@@ -29,6 +29,7 @@ from tests.interop.harness import (
     case,
     forged,
     sign_in,
+    sign_up,
     subject,
     tampered,
     verify_with_every_library,
@@ -61,6 +62,7 @@ def issued(
         running_server(workdir, JWT_ALGORITHM=algorithm, **SETTINGS) as server,
         httpx.Client(base_url=server.base_url, timeout=10) as http,
     ):
+        sign_up(http)
         token = sign_in(http)
         assert jwt.get_unverified_header(token)["alg"] == algorithm
         yield Issued(
