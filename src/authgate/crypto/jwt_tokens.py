@@ -55,10 +55,14 @@ class JwtAccessTokens:
         ttl_seconds: int,
         leeway_seconds: int = 0,
         cache_size: int = 4096,
+        default_client_id: str = "authgate",
     ) -> None:
         self._keys = key_set
         self._issuer = issuer
         self._audiences = audiences
+        # RFC 9068 §2.2: every access token names its client; the seed routes and
+        # /api/v1 act as this one (DEFAULT_CLIENT_ID).
+        self._default_client_id = default_client_id
         self._ttl = ttl_seconds
         self._leeway = timedelta(seconds=leeway_seconds)
         self._header = {"kid": key_set.signing.kid, "typ": ACCESS_TOKEN_TYPE}
@@ -75,13 +79,22 @@ class JwtAccessTokens:
     def ttl_seconds(self) -> int:
         return self._ttl
 
-    def issue(self, user: User, *, session_id: UUID, now: datetime) -> str:
+    def issue(
+        self,
+        user: User,
+        *,
+        session_id: UUID,
+        now: datetime,
+        client_id: str | None = None,
+        audiences: tuple[str, ...] | None = None,
+    ) -> str:
+        """A user's token; a registered client's carries only that client's audiences."""
         issued_at = int(now.timestamp())
         user_id = str(user.id)
         claims: dict[str, Any] = {
             "iss": self._issuer,
-            # A single audience is a string, as most resource-server libraries expect.
-            "aud": self._audiences[0] if len(self._audiences) == 1 else list(self._audiences),
+            "aud": _audience(audiences or self._audiences),
+            "client_id": client_id or self._default_client_id,
             "sub": user_id,
             "userId": user_id,  # the TimeLapseMe seed's claim name
             "given_name": user.given_name,
@@ -95,6 +108,25 @@ class JwtAccessTokens:
         if user.email is not None:
             claims["email"] = user.email
             claims["email_verified"] = user.email_verified
+        return self._sign(claims)
+
+    def issue_for_client(self, client_id: str, *, audiences: tuple[str, ...], now: datetime) -> str:
+        """A client_credentials token: ``sub`` is the client, and no ``sid``, so no
+        user guard (they require one) takes it for a user."""
+        issued_at = int(now.timestamp())
+        return self._sign(
+            {
+                "iss": self._issuer,
+                "aud": _audience(audiences),
+                "client_id": client_id,
+                "sub": client_id,
+                "iat": issued_at,
+                "exp": issued_at + self._ttl,
+                "jti": uuid.uuid4().hex,
+            }
+        )
+
+    def _sign(self, claims: dict[str, Any]) -> str:
         token = jwt.encode(
             claims,
             self._keys.signing.private_key,
@@ -104,6 +136,41 @@ class JwtAccessTokens:
         if self._keys.signing.algorithm == "ES256":
             token = low_s_token(token)
         return token
+
+    def decode_any_audience(self, token: str, *, now: datetime) -> dict[str, Any] | None:
+        """The claims of a live token of ours for any audience (and with or without
+        ``sid``), or None. For introspection and revocation, whose callers check
+        audience and client themselves; never a guard."""
+        if len(token) > _MAX_TOKEN_LENGTH or _COMPACT.fullmatch(token) is None:
+            return None
+        try:
+            header = jwt.get_unverified_header(token)
+            typ = header.get("typ")
+            kid = header.get("kid")
+            key = self._keys.by_kid.get(kid) if isinstance(kid, str) else None
+            if key is None or not isinstance(typ, str) or typ.lower() != ACCESS_TOKEN_TYPE:
+                return None
+            if key.algorithm == "ES256" and not is_low_s(token.rsplit(".", 1)[1]):
+                return None
+            claims: dict[str, Any] = self._jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[key.algorithm],
+                issuer=self._issuer,
+                options={
+                    "require": ["iss", "aud", "sub", "exp", "iat", "jti"],
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+            if now >= _timestamp(claims["exp"], "exp") + self._leeway:
+                return None
+        except Exception as exc:
+            logger.debug("token refused for introspection: %s", type(exc).__name__)
+            return None
+        return claims
 
     def verify(self, token: str, *, now: datetime) -> AccessClaims:
         if len(token) > _MAX_TOKEN_LENGTH:
@@ -192,6 +259,11 @@ class JwtAccessTokens:
             token_id=str(claims["jti"]),
         )
         return access_claims, not_before
+
+
+def _audience(audiences: tuple[str, ...]) -> str | list[str]:
+    # A single audience is a string, as most resource-server libraries expect.
+    return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
 def _b64url_decode(segment: str) -> bytes:

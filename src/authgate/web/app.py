@@ -27,6 +27,9 @@ from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
+from authgate.oauth import discovery
+from authgate.oauth.clients import ClientRegistry, default_client
+from authgate.oauth.service import OAuthService
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -48,7 +51,7 @@ from authgate.web import docs, problems
 from authgate.web.container import Container
 from authgate.web.mail_setup import build_mail
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
-from authgate.web.routes import account, legacy, v1, well_known
+from authgate.web.routes import account, legacy, oauth, v1, well_known
 from authgate.web.routes import sessions as sessions_routes
 
 logger = logging.getLogger("authgate")
@@ -162,6 +165,7 @@ def create_app(
             issuer=settings.issuer,
             audiences=settings.audiences,
             ttl_seconds=settings.access_token_ttl_seconds,
+            default_client_id=settings.default_client_id,
         )
         uow = SqlUnitOfWorkFactory(engine)
         audit = AuditTrail(uow=uow, clock=clock)
@@ -193,6 +197,23 @@ def create_app(
             sealer=sealer,
         )
         mail = build_mail(settings, uow=uow, clock=clock)
+        clients = ClientRegistry(
+            uow=uow,
+            clock=clock,
+            default=default_client(settings.default_client_id, settings.audiences),
+            throttles=throttles,
+        )
+        oauth_service = OAuthService(
+            clients=clients,
+            sessions=sessions,
+            access_tokens=access_tokens,
+            decoder=access_tokens,
+            uow=uow,
+            clock=clock,
+            throttles=throttles,
+            audit=audit,
+            issuer=settings.issuer,
+        )
         # One policy for every way a password is set: sign-up, reset, change.
         password_policy = PasswordPolicy(min_length=settings.password_min_length)
         password_strength = PasswordStrength(min_score=settings.password_min_strength)
@@ -264,6 +285,14 @@ def create_app(
             ),
             jwks_body=jwks_json(key_set),
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
+            oauth=oauth_service,
+            discovery_body=oauth.discovery_body(
+                discovery.metadata(
+                    issuer=settings.issuer,
+                    public_url=settings.effective_public_url,
+                    algorithms=(key_set.signing.algorithm,),
+                )
+            ),
             schema_revision=head_revision(),
         )
         # Pruning about once an hour, in the background; its failures are logged.
@@ -327,6 +356,7 @@ def create_app(
         v1.router,
         account.router,
         sessions_routes.router,
+        oauth.router,
     ):
         app.router.routes.extend(module_router.routes)
     if settings.docs_on:

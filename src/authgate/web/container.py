@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
 from authgate.crypto.jwt_tokens import JwtAccessTokens
+from authgate.oauth.service import OAuthService
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
 from authgate.services.email_verification import EmailVerificationService
@@ -34,5 +35,8 @@ class Container:
     account_deletion: AccountDeletionService
     jwks_body: bytes
     jwks_max_age_seconds: int
+    # OAuth endpoints and discovery (issue 10 §2).
+    oauth: OAuthService
+    discovery_body: bytes
     # The migration the code expects; /readyz is not ready until the database is at it.
     schema_revision: str | None = None
