@@ -288,3 +288,81 @@ async def test_oauth_get_is_405_and_other_routes_still_want_json(api: Api) -> No
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 415
+
+
+async def _sign_in(api: Api, **client: str) -> Any:
+    return await api.client.post(
+        "/api/v1/auth/credentials",
+        json={"email": "cow@cow.jp", "password": "Moo00!_*&x", **client},
+    )
+
+
+async def test_a_public_clients_session_starts_at_sign_in_and_refreshes_only_there(
+    api: Api,
+) -> None:
+    await api.sign_up()
+    await register_client(
+        api.settings.effective_database_url,
+        api.clock,
+        "mobile",
+        audiences=("orders",),
+        public=True,
+    )
+    response = await _sign_in(api, clientId="mobile")
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    claims = _claims(tokens["accessToken"])
+    assert claims["client_id"] == "mobile"
+    assert claims["aud"] == "orders"
+    # The default client's routes do not refresh it...
+    v1 = await api.client.post("/api/v1/refresh", json={"refreshToken": tokens["refreshToken"]})
+    assert v1.status_code == 401
+    legacy = await api.client.post("/refreshToken", json={"refreshToken": tokens["refreshToken"]})
+    assert legacy.status_code == 401
+    as_default = await post_form(
+        api.client,
+        TOKEN,
+        {"grant_type": "refresh_token", "refresh_token": tokens["refreshToken"],
+         "client_id": "authgate"},
+    )  # fmt: skip
+    assert_oauth_error(as_default, 400, "invalid_grant")
+    # ...its own client does, and the new token is the client's again.
+    mine = await post_form(
+        api.client,
+        TOKEN,
+        {"grant_type": "refresh_token", "refresh_token": tokens["refreshToken"],
+         "client_id": "mobile"},
+    )  # fmt: skip
+    assert mine.status_code == 200, mine.text
+    refreshed = _claims(mine.json()["access_token"])
+    assert (refreshed["client_id"], refreshed["aud"]) == ("mobile", "orders")
+    (session,) = [s for s in await fetch_all(api.settings.effective_database_url, "sessions")
+                  if s["client_id"] == "mobile"]  # fmt: skip
+    assert session["revoked_at"] is None
+
+
+async def test_a_confidential_client_authenticates_at_sign_in(api: Api) -> None:
+    await api.sign_up()
+    secret = await _service(api, "web-backend", grant_types=("refresh_token",))
+    before = await count_rows(api.settings.effective_database_url)
+    wrong = await _sign_in(api, clientId="web-backend", clientSecret=secret + "x")
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "invalid_client"
+    missing = await _sign_in(api, clientId="web-backend")
+    assert missing.status_code == 401
+    unknown = await _sign_in(api, clientId="nobody")
+    assert unknown.status_code == 401
+    assert await count_rows(api.settings.effective_database_url) == before
+    right = await _sign_in(api, clientId="web-backend", clientSecret=secret)
+    assert right.status_code == 200
+    assert _claims(right.json()["accessToken"])["client_id"] == "web-backend"
+
+
+async def test_a_client_without_refresh_tokens_cannot_start_user_sessions(api: Api) -> None:
+    await api.sign_up()
+    secret = await _service(api)  # client_credentials only
+    before = await count_rows(api.settings.effective_database_url)
+    response = await _sign_in(api, clientId="billing", clientSecret=secret)
+    assert response.status_code == 400
+    assert response.json()["code"] == "unauthorized_client"
+    assert await count_rows(api.settings.effective_database_url) == before

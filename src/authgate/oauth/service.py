@@ -111,6 +111,16 @@ class OAuthService:
             "refresh_token": pair.refresh_token,
         }
 
+    async def client_for_sign_in(
+        self, presented: PresentedClient, client: ClientInfo
+    ) -> OAuthClient:
+        """The client a JSON sign-in names: authenticated, and allowed refresh tokens
+        (a user session is a refresh-token family)."""
+        oauth_client = await self._clients.authenticate(presented, client)
+        if REFRESH_TOKEN not in oauth_client.grant_types:
+            raise UnauthorizedClient(detail_for_log=f"{oauth_client.client_id}: no refresh_token")
+        return oauth_client
+
     async def revoke(
         self, token: str | None, hint: str | None, presented: PresentedClient, client: ClientInfo
     ) -> None:
