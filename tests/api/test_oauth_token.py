@@ -366,3 +366,72 @@ async def test_a_client_without_refresh_tokens_cannot_start_user_sessions(api: A
     assert response.status_code == 400
     assert response.json()["code"] == "unauthorized_client"
     assert await count_rows(api.settings.effective_database_url) == before
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic " + "YmlsbGluZw==",  # "billing" without a colon
+        "Basic " + "/w==",  # not UTF-8
+        "Basic " + "YmlsbGluZzolZmY=",  # "billing:%ff": the secret decodes to no UTF-8
+        "Basic",
+    ],
+    ids=["no_colon", "not_utf8", "percent_not_utf8", "empty"],
+)
+async def test_malformed_basic_credentials_are_invalid_client(api: Api, authorization: str) -> None:
+    await _service(api)
+    response = await post_form(
+        api.client, TOKEN, {"grant_type": "client_credentials"}, {"authorization": authorization}
+    )
+    assert_oauth_error(response, 401, "invalid_client")
+
+
+async def test_basic_credentials_are_form_urlencoded_first(api: Api) -> None:
+    # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding;
+    # our secrets are base64url, so only "-" and "_" appear, and may come escaped.
+    secret = await _service(api, "svc.one")
+    escaped = secret.replace("-", "%2D").replace("_", "%5F")
+    response = await post_form(
+        api.client, TOKEN, {"grant_type": "client_credentials"}, basic("svc%2Eone", escaped)
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_basic_and_a_different_body_client_id_is_invalid_request(api: Api) -> None:
+    secret = await _service(api)
+    response = await post_form(
+        api.client,
+        TOKEN,
+        {"grant_type": "client_credentials", "client_id": "someone-else"},
+        basic("billing", secret),
+    )
+    assert_oauth_error(response, 400, "invalid_request")
+    same = await post_form(
+        api.client,
+        TOKEN,
+        {"grant_type": "client_credentials", "client_id": "billing"},
+        basic("billing", secret),
+    )
+    assert same.status_code == 200
+
+
+async def test_failed_client_authentication_is_throttled(make_settings: Any, clock: Any) -> None:
+    from tests.conftest import start_api
+
+    settings = make_settings(rate_limit_enabled=True, rate_limit_auth_per_ip="3/minute")
+    async for api in start_api(settings, clock):
+        secret = await _service(api)
+        statuses = []
+        for _ in range(5):
+            response = await post_form(
+                api.client, TOKEN, {"grant_type": "client_credentials"}, basic("billing", "x")
+            )
+            statuses.append(response.status_code)
+        assert statuses[:3] == [401, 401, 401]
+        assert statuses[-1] == 429
+        assert "retry-after" in {name.lower() for name in response.headers}
+        # Only failures count: the right secret still works (256 bits are not guessed).
+        ok = await post_form(
+            api.client, TOKEN, {"grant_type": "client_credentials"}, basic("billing", secret)
+        )
+        assert ok.status_code == 200
