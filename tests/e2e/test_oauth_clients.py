@@ -16,6 +16,7 @@ import jwt
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
 
+from authgate.resource.introspection import Introspection
 from tests.conftest import Api
 from tests.e2e.server import authgate_command, clean_environment, running_server
 from tests.e2e.test_operator_cli import cli, ok, refused
@@ -208,3 +209,20 @@ async def test_authlib_client_against_a_running_authgate(tmp_path: Path) -> None
             )
             assert answer.status_code == 200
             assert answer.json() == {"active": False}
+
+        # 5. The verifier kit's own RFC 7662 client agrees, with both of its methods.
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            signed_in = await http.post(
+                "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": PASSWORD}
+            )
+            live = signed_in.json()["accessToken"]
+        for method in ("client_secret_basic", "client_secret_post"):
+            kit = Introspection(
+                meta["introspection_endpoint"],
+                client_id="orders-rs",
+                client_secret=resource["client_secret"],
+                auth_method=method,
+                allow_http=True,  # loopback in the test
+            )
+            assert await kit.is_active(live) is True
+            assert await kit.is_active(refreshed["access_token"]) is False
