@@ -267,3 +267,30 @@ async def test_discovery_documents(make_settings: Any, clock: Any, path: str) ->
         jwks = (await api.client.get("/.well-known/jwks.json")).json()
         kid = jwt.get_unverified_header(tokens["accessToken"])["kid"]
         assert kid in {key["kid"] for key in jwks["keys"]}
+
+
+async def test_a_registered_clients_refresh_token_is_introspected_by_its_audience(
+    api: Api,
+) -> None:
+    await api.sign_up()
+    await register_client(
+        api.settings.effective_database_url, api.clock, "mobile", audiences=("orders",),
+        public=True,
+    )  # fmt: skip
+    signed_in = await api.client.post(
+        "/api/v1/auth/credentials",
+        json={"email": "cow@cow.jp", "password": "Moo00!_*&x", "clientId": "mobile"},
+    )
+    refresh_token = signed_in.json()["refreshToken"]
+    orders = basic("mobile-rs", await _register(api, "mobile-rs", audiences=("orders",),
+                                                 may_introspect=True))  # fmt: skip
+    body = await _introspect(api, orders, refresh_token)
+    assert body["active"] is True
+    assert (body["client_id"], body["aud"]) == ("mobile", ["orders"])
+    # A resource server of another audience learns nothing about it.
+    assert await _introspect(api, await _resource_server(api), refresh_token) == {"active": False}
+    # Revocation by the default client does not touch it; by its own client it does.
+    await post_form(api.client, REVOKE, {"token": refresh_token, "client_id": "authgate"})
+    assert (await _introspect(api, orders, refresh_token))["active"] is True
+    await post_form(api.client, REVOKE, {"token": refresh_token, "client_id": "mobile"})
+    assert await _introspect(api, orders, refresh_token) == {"active": False}
