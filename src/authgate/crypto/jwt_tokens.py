@@ -137,10 +137,11 @@ class JwtAccessTokens:
             token = low_s_token(token)
         return token
 
-    def decode_any_audience(self, token: str, *, now: datetime) -> dict[str, Any] | None:
+    async def decode_any_audience(self, token: str, *, now: datetime) -> dict[str, Any] | None:
         """The claims of a live token of ours for any audience (and with or without
         ``sid``), or None. For introspection and revocation, whose callers check
-        audience and client themselves; never a guard."""
+        audience and client themselves; never a guard. Async like the verifier
+        kit's ``TokenVerifier.verify``, which can stand in for it."""
         if len(token) > _MAX_TOKEN_LENGTH or _COMPACT.fullmatch(token) is None:
             return None
         try:

@@ -36,7 +36,7 @@ INACTIVE: dict[str, Any] = {"active": False}
 
 
 class AccessTokenDecoder(Protocol):
-    def decode_any_audience(self, token: str, *, now: datetime) -> dict[str, Any] | None:
+    async def decode_any_audience(self, token: str, *, now: datetime) -> dict[str, Any] | None:
         """The claims of a live access token of ours, for any audience, or None."""
         ...
 
@@ -179,13 +179,13 @@ class OAuthService:
                 return None
             found = await uow.sessions.find_token(hash_refresh_token(token))
             return found.session.id if found is not None else None
-        claims = self._decoder.decode_any_audience(token, now=now)
+        claims = await self._decoder.decode_any_audience(token, now=now)
         return _uuid(claims.get("sid")) if claims is not None else None
 
     async def _introspect_access(
         self, uow: UnitOfWork, token: str, caller: OAuthClient, now: datetime
     ) -> dict[str, Any] | None:
-        claims = self._decoder.decode_any_audience(token, now=now)
+        claims = await self._decoder.decode_any_audience(token, now=now)
         if claims is None:
             return None
         if not _shares_audience(claims.get("aud"), caller.audiences):
