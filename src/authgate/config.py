@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str = "authgate"
     jwks_max_age_seconds: PositiveInt = 300
+    # The OAuth client_id of the seed routes and /api/v1 (a public client whose
+    # tokens carry every JWT_AUDIENCE value); `authgate clients` registers others.
+    default_client_id: str = "authgate"
 
     access_token_ttl_seconds: PositiveInt = 900
     refresh_token_ttl_seconds: PositiveInt = 2_592_000
@@ -298,6 +301,15 @@ class Settings(BaseSettings):
     def _issuer_not_empty(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("is empty; unset it to use PUBLIC_URL (default http://HOST:PORT)")
+        return value
+
+    @field_validator("default_client_id")
+    @classmethod
+    def _valid_client_id(cls, value: str) -> str:
+        from authgate.oauth.clients import CLIENT_ID
+
+        if CLIENT_ID.fullmatch(value) is None:
+            raise ValueError("must be 1 to 64 of A-Z a-z 0-9 . _ ~ -")
         return value
 
     @field_validator("jwt_audience")

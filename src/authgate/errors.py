@@ -28,6 +28,12 @@ The web layer maps each class to a status code in exactly one place
     │   └── AccountDisabled       an operator disabled the account
     ├── TooManyRequests           a throttle refused the request; carries retry_after_seconds
     │   └── AccountLocked         too many password attempts on one account (releases itself)
+    ├── OAuthError                an RFC 6749 §5.2 error of /oauth/* (``code`` is the RFC's)
+    │   ├── OAuthInvalidRequest   missing, repeated or malformed parameter
+    │   ├── InvalidClient         unknown client or failed client authentication (401)
+    │   ├── InvalidGrant          the refresh token is invalid, expired, revoked or another's
+    │   ├── UnauthorizedClient    the client may not use this grant type
+    │   └── UnsupportedGrantType  a grant type authgate does not offer (e.g. ``password``)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
         ├── MailDeliveryFailed    the SMTP server refused or could not be reached (drainer only)
         └── ProviderUnavailable   the provider's signing keys cannot be obtained
@@ -179,6 +185,38 @@ class TooManyRequests(AuthError):
 class AccountLocked(TooManyRequests):
     # Same code and message as any throttle: the client learns to wait, nothing more.
     lock_started: bool = False  # the attempt that crossed the limit, for the audit trail
+
+
+class OAuthError(AuthError):
+    # The error codes are RFC 6749 §5.2's; web.problems answers them in its body form.
+    code = "invalid_request"
+    message = "The request is invalid."
+
+
+class OAuthInvalidRequest(OAuthError):
+    code = "invalid_request"
+    message = "The request is missing a parameter, repeats one, or is otherwise malformed."
+
+
+class InvalidClient(OAuthError):
+    code = "invalid_client"
+    message = "Client authentication failed."
+
+
+class InvalidGrant(OAuthError):
+    # One answer for unknown, expired, revoked, reused and another client's tokens.
+    code = "invalid_grant"
+    message = "The refresh token is invalid, expired, revoked or issued to another client."
+
+
+class UnauthorizedClient(OAuthError):
+    code = "unauthorized_client"
+    message = "This client may not use this grant type."
+
+
+class UnsupportedGrantType(OAuthError):
+    code = "unsupported_grant_type"
+    message = "The grant type is not supported."
 
 
 class Unavailable(AuthError):

@@ -15,15 +15,17 @@ from authgate.domain.models import (
     FoundToken,
     IdentityRecord,
     IdTokenUse,
+    OAuthClient,
     OneTimeToken,
     OutboxMail,
     OutgoingMail,
     RefreshTokenRecord,
+    SessionOwner,
     SessionRecord,
     SessionView,
     User,
 )
-from authgate.errors import EmailTaken, IdentityTaken
+from authgate.errors import Conflict, EmailTaken, IdentityTaken
 
 
 @dataclasses.dataclass
@@ -37,6 +39,7 @@ class Store:
     one_time_tokens: dict[UUID, OneTimeToken] = dataclasses.field(default_factory=dict)
     mail_outbox: dict[UUID, OutboxMail] = dataclasses.field(default_factory=dict)
     mail_leases: dict[UUID, datetime] = dataclasses.field(default_factory=dict)
+    clients: dict[str, OAuthClient] = dataclasses.field(default_factory=dict)
     commits: int = 0
 
 
@@ -226,6 +229,12 @@ class FakeSessions:
         session = self._s.sessions.get(session_id)
         return session.user_id if session else None
 
+    async def find_session(self, session_id: UUID) -> SessionOwner | None:
+        session = self._s.sessions.get(session_id)
+        if session is None:
+            return None
+        return SessionOwner(session=session, user=self._s.users.get(session.user_id))
+
     async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
         views = []
         for session in self._s.sessions.values():
@@ -383,6 +392,35 @@ class FakeIdTokenUses:
         return True
 
 
+class FakeClients:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    async def add(self, client: OAuthClient) -> None:
+        if client.client_id in self._s.clients:
+            raise Conflict()
+        self._s.clients[client.client_id] = client
+
+    async def get(self, client_id: str) -> OAuthClient | None:
+        return self._s.clients.get(client_id)
+
+    async def list_all(self) -> list[OAuthClient]:
+        return sorted(self._s.clients.values(), key=lambda c: c.client_id)
+
+    async def delete(self, client_id: str) -> bool:
+        return self._s.clients.pop(client_id, None) is not None
+
+    async def revoke_sessions(self, client_id: str, *, at: datetime, reason: str) -> int:
+        count = 0
+        for session in list(self._s.sessions.values()):
+            if session.client_id == client_id and session.revoked_at is None:
+                self._s.sessions[session.id] = dataclasses.replace(
+                    session, revoked_at=at, revoked_reason=reason
+                )
+                count += 1
+        return count
+
+
 class FakeUnitOfWork:
     """Works on a copy and publishes it on a clean exit: an exception writes nothing."""
 
@@ -403,6 +441,11 @@ class FakeUnitOfWork:
     def sessions(self) -> FakeSessions:
         assert self._work is not None
         return FakeSessions(self._work)
+
+    @property
+    def clients(self) -> FakeClients:
+        assert self._work is not None
+        return FakeClients(self._work)
 
     @property
     def identities(self) -> FakeIdentities:
@@ -488,9 +531,20 @@ class FakeAccessTokens:
     def __init__(self) -> None:
         self.issued: list[tuple[UUID, UUID]] = []
 
-    def issue(self, user: User, *, session_id: UUID, now: datetime) -> str:
+    def issue(
+        self,
+        user: User,
+        *,
+        session_id: UUID,
+        now: datetime,
+        client_id: str | None = None,
+        audiences: tuple[str, ...] | None = None,
+    ) -> str:
         self.issued.append((user.id, session_id))
         return f"access:{user.id}:{session_id}:{len(self.issued)}"
+
+    def issue_for_client(self, client_id: str, *, audiences: tuple[str, ...], now: datetime) -> str:
+        return f"service:{client_id}"
 
 
 class AllowAllThrottles:

@@ -186,6 +186,17 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
+def cmd_clients(args: argparse.Namespace) -> int:
+    from authgate.cli.clients import run_clients
+    from authgate.cli.operator import OperatorError
+
+    settings = load_settings()
+    try:
+        return asyncio.run(run_clients(settings, args))
+    except OperatorError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"authgate {__version__}")
     return 0
@@ -323,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["users"].set_defaults(handler=cmd_users)
     add_sessions_parser(commands)
     commands.choices["sessions"].set_defaults(handler=cmd_sessions)
+    # OAuth clients (issue 10 §2).
+    from authgate.cli.clients import add_clients_parser
+
+    add_clients_parser(commands)
+    commands.choices["clients"].set_defaults(handler=cmd_clients)
 
     version = commands.add_parser(
         "version", help="print the version", description="Print authgate's version and exit."

@@ -43,23 +43,36 @@ class JwtAccessTokens:
         issuer: str,
         audiences: tuple[str, ...],
         ttl_seconds: int,
+        default_client_id: str = "authgate",
     ) -> None:
         self._ring = keys if isinstance(keys, KeyRing) else KeyRing(keys, static=True)
         self._issuer = issuer
         self._audiences = audiences
+        # RFC 9068 §2.2: every access token names its client; the seed routes and
+        # /api/v1 act as this one (DEFAULT_CLIENT_ID).
+        self._default_client_id = default_client_id
         self._ttl = ttl_seconds
 
     @property
     def ttl_seconds(self) -> int:
         return self._ttl
 
-    def issue(self, user: User, *, session_id: UUID, now: datetime) -> str:
+    def issue(
+        self,
+        user: User,
+        *,
+        session_id: UUID,
+        now: datetime,
+        client_id: str | None = None,
+        audiences: tuple[str, ...] | None = None,
+    ) -> str:
+        """A user's token; a registered client's carries only that client's audiences."""
         issued_at = int(now.timestamp())
         user_id = str(user.id)
         claims: dict[str, Any] = {
             "iss": self._issuer,
-            # A single audience is a string, as most resource-server libraries expect.
-            "aud": self._audiences[0] if len(self._audiences) == 1 else list(self._audiences),
+            "aud": _audience(audiences or self._audiences),
+            "client_id": client_id or self._default_client_id,
             "sub": user_id,
             "userId": user_id,  # the TimeLapseMe seed's claim name
             "given_name": user.given_name,
@@ -73,6 +86,25 @@ class JwtAccessTokens:
         if user.email is not None:
             claims["email"] = user.email
             claims["email_verified"] = user.email_verified
+        return self._sign(claims)
+
+    def issue_for_client(self, client_id: str, *, audiences: tuple[str, ...], now: datetime) -> str:
+        """A client_credentials token: ``sub`` is the client, and no ``sid``, so no
+        user guard (they require one) takes it for a user."""
+        issued_at = int(now.timestamp())
+        return self._sign(
+            {
+                "iss": self._issuer,
+                "aud": _audience(audiences),
+                "client_id": client_id,
+                "sub": client_id,
+                "iat": issued_at,
+                "exp": issued_at + self._ttl,
+                "jti": uuid.uuid4().hex,
+            }
+        )
+
+    def _sign(self, claims: dict[str, Any]) -> str:
         signing = self._ring.signing()
         token = jwt.encode(
             claims,
@@ -83,6 +115,11 @@ class JwtAccessTokens:
         if signing.algorithm == "ES256":
             token = low_s_token(token)
         return token
+
+
+def _audience(audiences: tuple[str, ...]) -> str | list[str]:
+    # A single audience is a string, as most resource-server libraries expect.
+    return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
 def _b64url_decode(segment: str) -> bytes:

@@ -80,6 +80,8 @@ class SessionRecord:
     last_used_at: datetime | None = None
     user_agent: str | None = None
     ip_address: str | None = None
+    # The OAuth client it was issued to (migration 0008); None: the default client.
+    client_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,39 @@ class FoundToken:
     successor: RefreshTokenRecord | None = None
     # Whether the successor was itself rotated (then this token is an ancestor).
     successor_rotated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOwner:
+    """A session with its user (None once the account is deleted), read in one query."""
+
+    session: SessionRecord
+    user: User | None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """An OAuth client (RFC 6749 §2): registered, or the default one from settings.
+
+    ``secret_hash`` is SHA-256 (hex) of the secret; None for a public client."""
+
+    client_id: str
+    secret_hash: str | None
+    grant_types: tuple[str, ...]
+    audiences: tuple[str, ...]
+    may_introspect: bool
+    created_at: datetime | None = None
+    # The settings-defined client of the seed routes and /api/v1 (not a row).
+    is_default: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    @property
+    def session_client_id(self) -> str | None:
+        """What ``sessions.client_id`` holds for this client's sessions."""
+        return None if self.is_default else self.client_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,12 @@ from authgate.domain.models import (
     FoundToken,
     IdentityRecord,
     IdTokenUse,
+    OAuthClient,
     OneTimeToken,
     OutboxMail,
     OutgoingMail,
     RefreshTokenRecord,
+    SessionOwner,
     SessionRecord,
     SessionView,
     User,
@@ -141,6 +143,28 @@ class SessionRepository(Protocol):
 
     async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
         """The user's sessions neither revoked nor expired at ``now``, newest first."""
+        ...
+
+    async def find_session(self, session_id: UUID) -> SessionOwner | None:
+        """A session with its user, in one read (introspection, revocation by ``sid``)."""
+        ...
+
+
+class ClientRepository(Protocol):
+    async def add(self, client: OAuthClient) -> None:
+        """Insert; raise :class:`authgate.errors.Conflict` if the id is taken."""
+        ...
+
+    async def get(self, client_id: str) -> OAuthClient | None: ...
+
+    async def list_all(self) -> list[OAuthClient]: ...
+
+    async def delete(self, client_id: str) -> bool:
+        """Delete the client; whether it existed."""
+        ...
+
+    async def revoke_sessions(self, client_id: str, *, at: datetime, reason: str) -> int:
+        """Revoke every live session issued to the client; return how many."""
         ...
 
 
@@ -275,6 +299,9 @@ class UnitOfWork(Protocol):
     @property
     def mail_outbox(self) -> MailOutboxRepository: ...
 
+    @property
+    def clients(self) -> ClientRepository: ...
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this unit has committed; never if it rolls back."""
         ...
@@ -357,4 +384,18 @@ class AccessTokenIssuer(Protocol):
     @property
     def ttl_seconds(self) -> int: ...
 
-    def issue(self, user: User, *, session_id: UUID, now: datetime) -> str: ...
+    def issue(
+        self,
+        user: User,
+        *,
+        session_id: UUID,
+        now: datetime,
+        client_id: str | None = None,
+        audiences: tuple[str, ...] | None = None,
+    ) -> str:
+        """A user's access token; ``client_id``/``audiences`` None: the default client's."""
+        ...
+
+    def issue_for_client(self, client_id: str, *, audiences: tuple[str, ...], now: datetime) -> str:
+        """A service token (client_credentials): ``sub`` = client id, no ``sid``."""
+        ...

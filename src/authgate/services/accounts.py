@@ -10,7 +10,7 @@ from uuid import UUID
 
 from authgate.clock import Clock
 from authgate.domain.emails import lookup_key, parse_email
-from authgate.domain.models import ClientInfo, TokenPair, User
+from authgate.domain.models import ClientInfo, OAuthClient, TokenPair, User
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
 from authgate.errors import (
     AccountDisabled,
@@ -108,7 +108,16 @@ class AccountService:
             started = await self._sessions.start(uow, user, client, event="signup")
         return self._sessions.tokens_for(started)
 
-    async def sign_in(self, email: str, password: str, client: ClientInfo) -> TokenPair:
+    async def sign_in(
+        self,
+        email: str,
+        password: str,
+        client: ClientInfo,
+        *,
+        oauth_client: OAuthClient | None = None,
+    ) -> TokenPair:
+        """Start a session; ``oauth_client`` (authenticated by the caller) owns it,
+        None: the default client."""
         await self._throttles.check_ip("auth", client.address or "")
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidCredentials(detail_for_log="password over the maximum length")
@@ -162,6 +171,7 @@ class AccountService:
                 client,
                 event="signin",
                 reason="password_rehashed" if new_hash is not None else None,
+                oauth_client=oauth_client,
             )
         return self._sessions.tokens_for(started)
 

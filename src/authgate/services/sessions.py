@@ -31,6 +31,7 @@ from authgate.crypto.refresh_secrets import (
 from authgate.domain.models import (
     ClientInfo,
     FoundToken,
+    OAuthClient,
     RefreshTokenRecord,
     SessionRecord,
     TokenPair,
@@ -55,6 +56,8 @@ class StartedSession:
     user: User
     session_id: UUID
     refresh_token: str
+    # The OAuth client it was issued to; None: the default client.
+    client: OAuthClient | None = None
 
 
 class RotationOutcome(Enum):
@@ -117,11 +120,13 @@ class SessionService:
         event: str,
         provider: str | None = None,
         reason: str | None = None,
+        oauth_client: OAuthClient | None = None,
     ) -> StartedSession:
         """Start a session for ``user`` within ``uow`` and audit it as ``event``.
 
         The one way every flow starts a session; mint its tokens with
-        :meth:`tokens_for` once ``uow`` has committed."""
+        :meth:`tokens_for` once ``uow`` has committed. ``oauth_client`` None: the
+        default client's session."""
         now = self._clock.now()
         session = SessionRecord(
             id=uuid.uuid4(),
@@ -131,6 +136,7 @@ class SessionService:
             last_used_at=now,
             user_agent=client_detail(client.user_agent, MAX_USER_AGENT_LENGTH),
             ip_address=client_detail(client.address, MAX_ADDRESS_LENGTH),
+            client_id=oauth_client.session_client_id if oauth_client else None,
         )
         token = new_refresh_token()
         await uow.sessions.add_session(session)
@@ -146,11 +152,18 @@ class SessionService:
                 reason=reason,
             ),
         )
-        return StartedSession(user=user, session_id=session.id, refresh_token=token)
+        return StartedSession(
+            user=user, session_id=session.id, refresh_token=token, client=oauth_client
+        )
 
     def tokens_for(self, started: StartedSession) -> TokenPair:
+        registered = started.client if started.client and not started.client.is_default else None
         access = self._access_tokens.issue(
-            started.user, session_id=started.session_id, now=self._clock.now()
+            started.user,
+            session_id=started.session_id,
+            now=self._clock.now(),
+            client_id=registered.client_id if registered else None,
+            audiences=registered.audiences if registered else None,
         )
         return TokenPair(
             access_token=access,
@@ -159,13 +172,23 @@ class SessionService:
         )
 
     async def refresh(
-        self, token: str, client: ClientInfo, *, expected_email_key: str | None = None
+        self,
+        token: str,
+        client: ClientInfo,
+        *,
+        expected_email_key: str | None = None,
+        oauth_client: OAuthClient | None = None,
     ) -> TokenPair:
-        """Rotate ``token``. ``expected_email_key`` is the Serverless seed's extra check."""
+        """Rotate ``token``. ``expected_email_key`` is the Serverless seed's extra check;
+        ``oauth_client`` the client presenting it (None: the default client), which
+        must be the one the session was issued to."""
         await self._throttles.check_ip("refresh", client.address or "")
         token_hash = _hash_presented(token)
+        expected_client = oauth_client.session_client_id if oauth_client else None
         async with self._uow() as uow:
-            rotation = await self._rotate(uow, token, token_hash, expected_email_key)
+            rotation = await self._rotate(
+                uow, token, token_hash, expected_email_key, expected_client
+            )
             reused = rotation.outcome is RotationOutcome.REUSED
             event = self._audit.event(
                 "refresh_reuse_detected" if reused else "refresh",
@@ -184,16 +207,27 @@ class SessionService:
                 user=rotation.user,
                 session_id=rotation.session_id,
                 refresh_token=rotation.refresh_token,
+                client=oauth_client,
             )
         )
 
     async def _rotate(
-        self, uow: UnitOfWork, token: str, token_hash: str, expected_email_key: str | None
+        self,
+        uow: UnitOfWork,
+        token: str,
+        token_hash: str,
+        expected_email_key: str | None,
+        expected_client: str | None,
     ) -> Rotation:
         found = await uow.sessions.find_token(token_hash)
         if found is None:
             raise InvalidRefreshToken(detail_for_log="unknown refresh token")
         record, session, user = found.token, found.session, found.user
+        if session.client_id != expected_client:
+            # RFC 6749 §6 / RFC 9700 §4.14.2: a refresh token is bound to its client.
+            # Refused before reuse detection: another client's attempt is not a replay
+            # by the holder, and must not revoke the holder's session either.
+            raise InvalidRefreshToken(detail_for_log="refresh token issued to another client")
         if expected_email_key is not None and user.email_key != expected_email_key:
             raise InvalidRefreshToken(detail_for_log="email does not match the token's owner")
         if user.disabled_at is not None:

@@ -24,6 +24,7 @@ from authgate.domain.models import (
     FoundToken,
     IdentityRecord,
     RefreshTokenRecord,
+    SessionOwner,
     SessionRecord,
     SessionView,
     User,
@@ -277,6 +278,7 @@ def _session(row: Any) -> SessionRecord:
         absolute_expires_at=row.s_absolute_expires_at,
         revoked_at=row.s_revoked_at,
         revoked_reason=row.s_revoked_reason,
+        client_id=row.s_client_id,
     )
 
 
@@ -308,6 +310,7 @@ _TOKEN_SESSION_USER = (
         sessions.c.absolute_expires_at.label("s_absolute_expires_at"),
         sessions.c.revoked_at.label("s_revoked_at"),
         sessions.c.revoked_reason.label("s_revoked_reason"),
+        sessions.c.client_id.label("s_client_id"),
         *(column.label(f"u_{column.name}") for column in users.c),
         *(column.label(f"n_{column.name}") for column in _successor.c),
         _successors_successor.c.id.label("nn_id"),
@@ -424,6 +427,22 @@ _LIVE_SESSIONS = (
     .having(func.max(refresh_tokens.c.expires_at) > _NOW)
     .order_by(sessions.c.created_at.desc(), sessions.c.id)
 )
+# Introspection and revocation by ``sid``: the session and its user in one read
+# (outer join: a deleted account's session rows are gone with it, but be exact).
+_SESSION_AND_USER = (
+    select(
+        sessions.c.id.label("s_id"),
+        sessions.c.user_id.label("s_user_id"),
+        sessions.c.created_at.label("s_created_at"),
+        sessions.c.absolute_expires_at.label("s_absolute_expires_at"),
+        sessions.c.revoked_at.label("s_revoked_at"),
+        sessions.c.revoked_reason.label("s_revoked_reason"),
+        sessions.c.client_id.label("s_client_id"),
+        *(column.label(f"u_{column.name}") for column in users.c),
+    )
+    .outerjoin(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id == bindparam("session_id"))
+)
 _SESSION_OWNER = select(sessions.c.user_id).where(sessions.c.id == bindparam("session_id"))
 
 
@@ -444,6 +463,7 @@ class SqlSessionRepository:
                 "last_used_at": session.last_used_at,
                 "user_agent": session.user_agent,
                 "ip_address": session.ip_address,
+                "client_id": session.client_id,
             },
         )
 
@@ -518,6 +538,13 @@ class SqlSessionRepository:
         result = await self._conn.execute(_SESSION_OWNER, {"session_id": session_id})
         owner: UUID | None = result.scalar_one_or_none()
         return owner
+
+    async def find_session(self, session_id: UUID) -> SessionOwner | None:
+        row = (await self._conn.execute(_SESSION_AND_USER, {"session_id": session_id})).first()
+        if row is None:
+            return None
+        user = _user(row, prefix="u_") if row.u_id is not None else None
+        return SessionOwner(session=_session(row), user=user)
 
     async def list_live(self, user_id: UUID, *, now: datetime) -> list[SessionView]:
         rows = await self._conn.execute(_LIVE_SESSIONS, {"user_id": user_id, "now": now})

@@ -81,7 +81,11 @@ sessions = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("user_agent", String(256), nullable=True),
     Column("ip_address", String(64), nullable=True),
+    # Migration 0008: the OAuth client the session was issued to; NULL is the
+    # default client (DEFAULT_CLIENT_ID), so renaming that setting strands nothing.
+    Column("client_id", exact_string(64), nullable=True),
     Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_client_id", "client_id"),
     # Pruning deletes by these (migration 0004).
     Index("ix_sessions_absolute_expires_at", "absolute_expires_at"),
     Index("ix_sessions_revoked_at", "revoked_at"),
@@ -210,6 +214,22 @@ signing_keys = Table(
     Column("deactivated_at", UTCDateTime(), nullable=True),
     Column("retired_at", UTCDateTime(), nullable=True),
     Index("ix_signing_keys_state", "state"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# Registered OAuth clients (migration 0008). The default client is not a row: it
+# comes from settings (DEFAULT_CLIENT_ID, JWT_AUDIENCE). Only SHA-256 of a secret
+# is stored; grant types and audiences are space-separated (RFC 6749 §3.3 style).
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", exact_string(64), primary_key=True),
+    Column("secret_hash", exact_string(64), nullable=True),
+    Column("grant_types", String(255), nullable=False),
+    Column("audiences", String(1024), nullable=False),
+    Column("may_introspect", Boolean(), nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

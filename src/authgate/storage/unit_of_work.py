@@ -14,6 +14,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from authgate.storage.audit import SqlAuditRepository
+from authgate.storage.clients import SqlClientRepository
 from authgate.storage.faults import is_database_outage, unavailable
 from authgate.storage.id_token_uses import SqlIdTokenUseRepository
 from authgate.storage.mail_outbox import SqlMailOutboxRepository
@@ -39,6 +40,7 @@ class SqlUnitOfWork:
     one_time_tokens: SqlOneTimeTokenRepository
     mail_outbox: SqlMailOutboxRepository
     signing_keys: SqlSigningKeyRepository
+    clients: SqlClientRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -69,6 +71,7 @@ class SqlUnitOfWork:
         self.one_time_tokens = SqlOneTimeTokenRepository(self._connection)
         self.mail_outbox = SqlMailOutboxRepository(self._connection)
         self.signing_keys = SqlSigningKeyRepository(self._connection)
+        self.clients = SqlClientRepository(self._connection)
         return self
 
     async def __aexit__(

@@ -21,7 +21,11 @@ from authgate import __version__
 from authgate.clock import Clock, SystemClock
 from authgate.config import Settings, load_settings
 from authgate.config_checks import log_development_warnings, startup_already_reported
-from authgate.crypto.access_token_verifier import TrustedKeysByKid, access_token_verifier
+from authgate.crypto.access_token_verifier import (
+    TrustedKeysByKid,
+    access_token_verifier,
+    any_audience_decoder,
+)
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.key_encryption import PrivateKeySealer, SealedKeyMaker
 from authgate.crypto.keyring import KeyRing, KeyRingRefresher, RingLoader
@@ -31,6 +35,9 @@ from authgate.crypto.refresh_secrets import SuccessorSealer
 from authgate.errors import Unavailable
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
+from authgate.oauth import discovery
+from authgate.oauth.clients import ClientRegistry, default_client
+from authgate.oauth.service import OAuthService
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -53,7 +60,7 @@ from authgate.web import docs, problems
 from authgate.web.container import Container
 from authgate.web.mail_setup import build_mail
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
-from authgate.web.routes import account, legacy, v1, well_known
+from authgate.web.routes import account, legacy, oauth, v1, well_known
 from authgate.web.routes import sessions as sessions_routes
 
 logger = logging.getLogger("authgate")
@@ -98,6 +105,16 @@ def key_ring_service(
         ),
     )
     return service, RingLoader(uow, sealer)
+
+
+def published_algorithms(settings: Settings, key_ring: KeyRing) -> tuple[str, ...]:
+    """What the discovery document lists: the configured algorithm (new keys) and those
+    of the keys published at start-up (a ring may keep an older algorithm's key while
+    its tokens live)."""
+    names = {settings.jwt_algorithm}
+    if key_ring.key_set is not None:
+        names.update(key.algorithm for key in key_ring.key_set.by_kid.values())
+    return tuple(sorted(names))
 
 
 def hashing_threads(settings: Settings) -> int:
@@ -222,6 +239,7 @@ def create_app(
             issuer=settings.issuer,
             audiences=settings.audiences,
             ttl_seconds=settings.access_token_ttl_seconds,
+            default_client_id=settings.default_client_id,
         )
         verifier = access_token_verifier(
             # The ring's own lookup: a rotation or retirement reaches the guard at the
@@ -260,6 +278,25 @@ def create_app(
             sealer=sealer,
         )
         mail = build_mail(settings, uow=uow, clock=clock)
+        clients = ClientRegistry(
+            uow=uow,
+            clock=clock,
+            default=default_client(settings.default_client_id, settings.audiences),
+            throttles=throttles,
+        )
+        oauth_service = OAuthService(
+            clients=clients,
+            sessions=sessions,
+            access_tokens=access_tokens,
+            decoder=any_audience_decoder(
+                key_ring.trusted_keys, issuer=settings.issuer, clock=clock
+            ),
+            uow=uow,
+            clock=clock,
+            throttles=throttles,
+            audit=audit,
+            issuer=settings.issuer,
+        )
         # One policy for every way a password is set: sign-up, reset, change.
         password_policy = PasswordPolicy(min_length=settings.password_min_length)
         password_strength = PasswordStrength(min_score=settings.password_min_strength)
@@ -331,6 +368,14 @@ def create_app(
             ),
             key_ring=key_ring,
             jwks_max_age_seconds=settings.jwks_max_age_seconds,
+            oauth=oauth_service,
+            discovery_body=oauth.discovery_body(
+                discovery.metadata(
+                    issuer=settings.issuer,
+                    public_url=settings.effective_public_url,
+                    algorithms=published_algorithms(settings, key_ring),
+                )
+            ),
             schema_revision=head_revision(),
         )
         # Pruning about once an hour, in the background; its failures are logged.
@@ -403,6 +448,7 @@ def create_app(
         v1.router,
         account.router,
         sessions_routes.router,
+        oauth.router,
     ):
         app.router.routes.extend(module_router.routes)
     if settings.docs_on:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authgate.clock import Clock
 from authgate.crypto.keyring import KeyRing
+from authgate.oauth.service import OAuthService
 from authgate.resource import TokenVerifier
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -37,5 +38,8 @@ class Container:
     # The signing-key ring: its JWKS body is served as is (refreshed in the background).
     key_ring: KeyRing
     jwks_max_age_seconds: int
+    # OAuth endpoints and discovery (issue 10 §2).
+    oauth: OAuthService
+    discovery_body: bytes
     # The migration the code expects; /readyz is not ready until the database is at it.
     schema_revision: str | None = None

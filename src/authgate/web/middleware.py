@@ -143,6 +143,11 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
+# RFC 6749 §3.2: the OAuth endpoints take form bodies. Their routes read the form
+# themselves (web.oauth_forms) and answer anything else invalid_request.
+FORM_PATHS = frozenset({"/oauth/token", "/oauth/revoke", "/oauth/introspect"})
+
+
 class JsonRequestGuard:
     """Bodies of POST/PUT/PATCH/DELETE must be JSON, declared as such, unambiguous and shallow.
 
@@ -156,7 +161,11 @@ class JsonRequestGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _BODY_METHODS
+            or scope["path"] in FORM_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         body = b""

@@ -26,6 +26,7 @@ _REALM_CHALLENGE = 'Bearer realm="authgate"'
 
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[errors.AuthError], int], ...] = (
+    (errors.InvalidClient, 401),
     (errors.InvalidInput, 422),
     (errors.Conflict, 409),
     (errors.NotFound, 404),
@@ -90,6 +91,36 @@ def auth_error_response(error: errors.AuthError) -> Response:
         # The reason is for operators; the client gets the stable code and message.
         logger.info("%s: %s", error.code, error.detail_for_log)
     return problem(status, error.code, error.message, headers=headers)
+
+
+# RFC 6749 §5.1/§5.2: token answers and errors are never cached.
+OAUTH_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error_response(error: errors.AuthError) -> Response:
+    """An error of /oauth/* in RFC 6749 §5.2 form: ``{"error", "error_description"}``.
+
+    ``invalid_client`` is 401 with a ``Basic`` challenge (§5.2); throttling and
+    outages keep their 429/503 problem answers (with Retry-After); every other
+    refusal is 400, a refused refresh token ``invalid_grant``."""
+    if isinstance(error, errors.TooManyRequests | errors.Unavailable):
+        return auth_error_response(error)
+    headers = {**OAUTH_NO_STORE, **SECURITY_HEADERS}
+    status = 400
+    if isinstance(error, errors.OAuthError):
+        code, description = error.code, error.message
+        if isinstance(error, errors.InvalidClient):
+            status = 401
+            headers["WWW-Authenticate"] = 'Basic realm="authgate"'
+    elif isinstance(error, errors.InvalidRefreshToken):
+        code, description = errors.InvalidGrant.code, errors.InvalidGrant.message
+    else:
+        code, description = errors.OAuthInvalidRequest.code, error.message
+    if error.detail_for_log:
+        logger.info("oauth %s: %s", code, error.detail_for_log)
+    return JSONResponse(
+        {"error": code, "error_description": description}, status_code=status, headers=headers
+    )
 
 
 async def _on_auth_error(_request: Request, exc: errors.AuthError) -> Response:

@@ -65,6 +65,18 @@ class CredentialsSignIn(_Body):
     password: Password
 
 
+ClientText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class ClientSignIn(CredentialsSignIn):
+    """``/api/v1/auth/credentials``: optionally for a registered OAuth client, whose
+    session then refreshes only at /oauth/token with that client's authentication.
+    A confidential client sends its secret too (as client_secret_post would)."""
+
+    clientId: ClientText | None = None
+    clientSecret: ClientText | None = None
+
+
 class RefreshRequest(_Body):
     refreshToken: RefreshTokenText
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from authgate.errors import AccountNotFound
+from authgate.oauth.clients import PresentedClient
 from authgate.services.provider_accounts import ProviderNames
-from authgate.web.deps import Accounts, Client, ProviderAccounts, Sessions
+from authgate.web.deps import Accounts, AppContainer, Client, ProviderAccounts, Sessions
 from authgate.web.guard import CurrentClaims
 from authgate.web.responses import private, sign_up_response, token_response
 from authgate.web.schemas import (
-    CredentialsSignIn,
+    ClientSignIn,
     CredentialsSignUp,
     EmptyResponse,
     MeResponse,
@@ -65,8 +66,19 @@ async def sign_up(body: CredentialsSignUp, accounts: Accounts, client: Client) -
 
 
 @router.post("/auth/credentials", response_model=TokenResponse)
-async def sign_in(body: CredentialsSignIn, accounts: Accounts, client: Client) -> Response:
-    pair = await accounts.sign_in(body.email, body.password, client)
+async def sign_in(
+    body: ClientSignIn, accounts: Accounts, client: Client, container: AppContainer
+) -> Response:
+    oauth_client = None
+    if body.clientId is not None:
+        # Before the password: a wrong client costs no hashing and counts as a failure.
+        presented = PresentedClient(
+            body.clientId,
+            body.clientSecret,
+            "none" if body.clientSecret is None else "client_secret_post",
+        )
+        oauth_client = await container.oauth.client_for_sign_in(presented, client)
+    pair = await accounts.sign_in(body.email, body.password, client, oauth_client=oauth_client)
     return token_response(pair)
 
 
