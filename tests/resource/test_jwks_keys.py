@@ -127,6 +127,24 @@ async def test_cache_control_max_age_within_bounds(
     assert server.count == 2  # stale: fetched again, even for a known kid
 
 
+async def test_an_expired_set_is_fetched_again_even_inside_the_cool_down(
+    server: LocalServer, publisher: JwksPublisher
+) -> None:
+    # A short max-age (the issuer's JWKS_MAX_AGE_SECONDS) with a longer refetch
+    # cool-down: expiry alone must bring a fetch, or a key retired upstream would
+    # keep verifying here for the whole cool-down.
+    publisher.cache_control = "max-age=1"
+    monotonic = Clock(0.0)
+    verifier, _ = make(server, monotonic, min_cache_seconds=0, refetch_cooldown_seconds=30)
+    token = mint(OLD)
+    assert (await verifier.verify(token)).sub  # fetched, and cached as verified
+    publisher.document = jwks(NEW)  # OLD retired upstream
+    monotonic.advance(2)  # expired, well inside the cool-down
+    with pytest.raises(InvalidToken, match="no longer trusted"):
+        await verifier.verify(token)
+    assert server.count == 2
+
+
 async def test_age_shortens_the_lifetime(server: LocalServer, publisher: JwksPublisher) -> None:
     publisher.cache_control = "max-age=300"
     original = publisher.__call__

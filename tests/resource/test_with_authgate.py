@@ -8,6 +8,7 @@ another deployment). A JWKS stand-in that we control plays the key rotation.
 
 # No ``from __future__ import annotations``: FastAPI must see the route annotations.
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from authgate.resource import (
     require_token,
 )
 from tests.e2e.server import RunningServer, running_server
+from tests.e2e.test_key_rotation import keys_cli
 from tests.resource.support import Clock, JwksPublisher, LocalServer, forge_payload, local_server
 
 pytestmark = pytest.mark.e2e
@@ -225,3 +227,51 @@ def test_authgate_itself_accepts_what_the_service_accepts(authgate: Issuer) -> N
     )
     assert response.status_code == 200
     assert response.json()["userId"] == authgate.user_id
+
+
+async def test_a_real_key_rotation_reaches_the_service_through_the_jwks(
+    tmp_path: Path,
+) -> None:
+    # authgate's own ring, rotated and retired by its CLI: the service, which knows
+    # authgate only by its JWKS URL, accepts the old token and the new one across the
+    # rotation (the new key was published as "next" before it signed anything), and
+    # refuses the old one once its key is retired and the JWKS cached by the service
+    # has expired (JWKS_MAX_AGE_SECONDS=1 here, and no minimum cache time).
+    ring = {**SETTINGS, "KEY_RING_REFRESH_SECONDS": "1", "JWKS_MAX_AGE_SECONDS": "1"}
+    with running_server(tmp_path, **ring) as server:
+        http = httpx.AsyncClient(base_url=server.base_url, timeout=10)
+        signup = await http.post(
+            "/api/v1/signup/credentials",
+            json={"email": "cow@cow.jp", "password": "Moo00!_*&x", "firstName": "Melvin"},
+        )
+        assert signup.status_code == 200, signup.text
+        before = signup.json()["accessToken"]
+        old_kid = jwt.get_unverified_header(before)["kid"]
+        # The kit keeps a JWKS at least 30 s by default; here it follows max-age (1 s).
+        keys = JwksKeys(f"{server.base_url}/.well-known/jwks.json", min_cache_seconds=0)
+        service = orders_service(TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE))
+        assert (await _get(service, before)).status_code == 200
+
+        await asyncio.sleep(2.2)  # the next key has been published long enough
+        rotated = keys_cli(tmp_path, "rotate", **ring)
+        assert rotated.returncode == 0, rotated.stderr
+        after = before
+        for _ in range(50):
+            signin = await http.post(
+                "/api/v1/auth/credentials",
+                json={"email": "cow@cow.jp", "password": "Moo00!_*&x"},
+            )
+            after = signin.json()["accessToken"]
+            if jwt.get_unverified_header(after)["kid"] != old_kid:
+                break
+            await asyncio.sleep(0.2)
+        assert jwt.get_unverified_header(after)["kid"] != old_kid
+        assert (await _get(service, after)).status_code == 200
+        assert (await _get(service, before)).status_code == 200  # previous key
+
+        retired = keys_cli(tmp_path, "retire", old_kid, "--force", **ring)
+        assert retired.returncode == 0, retired.stderr
+        await asyncio.sleep(2.5)  # the ring's refresh, then the service's max-age
+        assert_refused(await _get(service, before))
+        assert (await _get(service, after)).status_code == 200
+        await http.aclose()

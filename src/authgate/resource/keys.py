@@ -268,7 +268,9 @@ class JwksKeys:
     * An unknown ``kid`` refetches at once (a key published since our last fetch),
       but at most once per ``refetch_cooldown_seconds``: inside the cool-down an
       unknown ``kid`` is refused without a fetch, so a stream of made-up kids cannot
-      make us hammer the key server.
+      make us hammer the key server. An expired set is fetched again on its next use
+      whatever the cool-down (a key retired upstream must stop verifying here within
+      the set's lifetime), except right after a failed fetch: then once per cool-down.
     * Single flight: concurrent lookups that need a fetch share one request.
     * A failed fetch keeps the keys we have (the key server being down must not log
       everyone out); only with no keys at all is :class:`VerifierUnavailable` raised.
@@ -305,6 +307,7 @@ class JwksKeys:
         self._loaded = False
         self._expires_at = 0.0
         self._last_attempt: float | None = None
+        self._failed_at: float | None = None
         self._inflight: asyncio.Task[None] | None = None
         self.fetch_count = 0  # attempts, for metrics and tests
 
@@ -316,11 +319,19 @@ class JwksKeys:
 
     async def keys_for(self, kid: str) -> Sequence[TrustedKey]:
         now = self._clock()
-        cooling = self._last_attempt is not None and now - self._last_attempt < self._cooldown
         fresh = self._loaded and now < self._expires_at
         if fresh and kid in self._keys:
             return self._keys[kid]
-        if not cooling:
+        if fresh:
+            # An unknown kid while the set is fresh: anyone can send one, so at most
+            # one refetch per cool-down.
+            may_fetch = self._last_attempt is None or now - self._last_attempt >= self._cooldown
+        else:
+            # Expired (its max-age, at least min_cache_seconds): fetch again, so a key
+            # retired upstream stops verifying here; after a failed fetch, only once
+            # per cool-down, so a JWKS endpoint that is down is not hammered.
+            may_fetch = self._failed_at is None or now - self._failed_at >= self._cooldown
+        if may_fetch:
             await self._refresh()
         elif not self._loaded:
             raise VerifierUnavailable(f"no keys from {self.url} (last fetch failed)")
@@ -349,7 +360,9 @@ class JwksKeys:
             # deep enough to raise RecursionError), the keys we hold stay, and every
             # caller waiting on this shared fetch gets an answer instead of the error.
             logger.warning("JWKS fetch from %s failed: %s: %s", self.url, type(exc).__name__, exc)
+            self._failed_at = self._clock()
             return
+        self._failed_at = None
         freshness = _freshness_seconds(headers)
         ttl = self._default_ttl if freshness is None else freshness
         self._keys = _by_kid(keys)
