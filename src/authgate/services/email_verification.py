@@ -71,6 +71,11 @@ class EmailVerificationService:
                 if user.email != record.email or user.email_key is None:
                     # The account moved to another address since this link was mailed.
                     raise InvalidOneTimeToken(detail_for_log="verify token for an old address")
+                if user.email_verified:
+                    # Already proven (by a reset link, say). A verify mail being sent
+                    # while that happened minted its token after the reset voided the
+                    # others; it must die with them, not answer 200.
+                    raise InvalidOneTimeToken(detail_for_log="address already verified")
                 await uow.users.mark_email_verified(
                     user.id, email=user.email, email_key=user.email_key
                 )
