@@ -17,11 +17,6 @@ from tests.conftest import Api, start_api
 
 DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
 
-# /secure and /secureWithFunction are one route for GET and POST, which FastAPI
-# names with one operation id and warns about when it builds the schema (a known
-# wart of api_route with several methods, outside what these tests are about).
-pytestmark = pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
-
 
 def _settings(tmp_path: Path, key_pair: tuple[Path, Path], **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -114,3 +109,20 @@ async def test_assets_outside_the_package_directory_are_not_served(
     async for api in start_api(_settings(tmp_path, key_pair), clock):
         for path in ("/docs/assets/../__init__.py", "/docs/assets/%2e%2e/core.py", "/docs/assets/"):
             assert (await api.client.get(path)).status_code == 404, path
+
+
+async def test_every_operation_has_its_own_id(
+    tmp_path: Path, key_pair: tuple[Path, Path], clock: FrozenClock
+) -> None:
+    # Code generators name client methods by operationId: a duplicate (FastAPI gives
+    # one route with two methods one id) makes one method shadow the other.
+    async for api in start_api(_settings(tmp_path, key_pair), clock):
+        schema = (await api.client.get("/openapi.json")).json()
+        ids = [
+            operation["operationId"]
+            for item in schema["paths"].values()
+            for operation in item.values()
+            if isinstance(operation, dict) and "operationId" in operation
+        ]
+        assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+        assert {"secure_get", "secure_post"} <= set(ids)

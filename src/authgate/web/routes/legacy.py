@@ -29,23 +29,41 @@ def _secure_answer(user_id: str) -> Response:
     return private_json({"message": "You are authenticated.", "userId": user_id})
 
 
-@router.api_route("/secure", methods=["GET", "POST"], response_model=SecureResponse)
 async def secure(claims: CurrentClaims) -> Response:
     """Protected declaratively: the ``CurrentClaims`` parameter is the guard."""
     return _secure_answer(claims.sub)
 
 
-@router.api_route("/secureWithFunction", methods=["GET", "POST"], response_model=SecureResponse)
-@router.api_route(
-    "/secureWithFuction",  # the seed's spelling, kept so its clients keep working
-    methods=["GET", "POST"],
-    response_model=SecureResponse,
-    include_in_schema=False,
-)
 async def secure_with_function(request: Request) -> Response:
     """Protected by hand: one explicit call, then the handler's own logic."""
     claims = await authenticate(request, accept_legacy_header=True)
     return _secure_answer(claims.sub)
+
+
+# The seed answers GET and POST on each. One route per method, so each OpenAPI
+# operation has its own id (one route for both gives two operations one id).
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/secure",
+        secure,
+        methods=[_method],
+        response_model=SecureResponse,
+        operation_id=f"secure_{_method.lower()}",
+    )
+    router.add_api_route(
+        "/secureWithFunction",
+        secure_with_function,
+        methods=[_method],
+        response_model=SecureResponse,
+        operation_id=f"secure_with_function_{_method.lower()}",
+    )
+router.add_api_route(
+    "/secureWithFuction",  # the seed's spelling, kept so its clients keep working
+    secure_with_function,
+    methods=["GET", "POST"],
+    response_model=SecureResponse,
+    include_in_schema=False,
+)
 
 
 @router.post("/refreshToken", response_model=TokenResponse)
