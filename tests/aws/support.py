@@ -72,3 +72,58 @@ async def _issue(settings: Settings) -> IssuedTokens:
 
 def issue_tokens(settings: Settings) -> IssuedTokens:
     return asyncio.run(_issue(settings))
+
+
+def http_event(
+    kind: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A request as API Gateway (REST ``api_gateway_v1``, HTTP API ``http_api_v2``), a
+    function URL (``function_url``) or an ALB (``alb``) hands it to the function."""
+    sample = event(kind)
+    text = "" if body is None else json.dumps(body)
+    extra = headers or {}
+    sample["body"] = text or None
+    if kind == "api_gateway_v1":
+        sample.update(httpMethod=method, path=path, resource=path)
+        sample["headers"].update(extra)
+        sample["multiValueHeaders"].update({k: [v] for k, v in extra.items()})
+        context = sample["requestContext"]
+        context.update(httpMethod=method, resourcePath=path, path=f"/dev{path}")
+    elif kind in ("http_api_v2", "function_url"):
+        sample["rawPath"] = path
+        sample["requestContext"]["http"].update(method=method, path=path)
+        sample["headers"].update({k.lower(): v for k, v in extra.items()})
+    elif kind == "alb":
+        sample.update(httpMethod=method, path=path)
+        sample["headers"].update({k.lower(): v for k, v in extra.items()})
+    else:  # pragma: no cover - a typo in a test
+        raise ValueError(kind)
+    return sample
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A Lambda proxy response, read back."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @classmethod
+    def of(cls, response: dict[str, Any]) -> Answer:
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name.lower()] = ", ".join(values)
+        body = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            import base64
+
+            body = base64.b64decode(body).decode()
+        return cls(int(response["statusCode"]), headers, body)
