@@ -292,3 +292,22 @@ def test_importing_it_needs_nothing_of_the_server() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Unauthorized"
+
+
+def test_keys_that_cannot_be_fetched_are_an_error_not_a_401(
+    issued: IssuedTokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key server down is our fault, not the caller's: the invocation fails (API
+    Gateway answers 500) instead of telling a valid client its token is bad."""
+    from authgate.resource import VerifierUnavailable
+
+    publisher = JwksPublisher(issued.jwks, status=503)
+    with local_server(publisher) as server:
+        monkeypatch.setenv("JWT_ISSUER", ISSUER)
+        monkeypatch.setenv("JWKS_URL", f"{server.url}/.well-known/jwks.json")
+        authorizer.reset()
+        try:
+            with pytest.raises(VerifierUnavailable):
+                authorizer.handler(event("authorizer_token", token=issued.user_token), None)
+        finally:
+            authorizer.reset()
