@@ -156,3 +156,45 @@ def test_sqlite_is_refused_on_lambda(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not load_settings(database_url=sqlite, runtime="server").on_lambda
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
     assert not load_settings(database_url=sqlite).on_lambda
+
+
+async def _recreate(url: URL, *, drop_only: bool = False) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    server = create_async_engine(url.set(database=""))
+    try:
+        async with server.connect() as connection:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
+            if not drop_only:
+                await connection.execute(
+                    text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4")
+                )
+    finally:
+        await server.dispose()
+
+
+def test_a_ring_not_loaded_at_start_is_retried_at_the_next_request(
+    mariadb: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container started while its database could not give it the key ring (here:
+    not migrated yet): it serves what it can, and the next request tries again at once
+    instead of waiting KEY_RING_REFRESH_SECONDS."""
+    from authgate.storage.migrate import upgrade_url
+
+    url = mariadb.set(database=f"{mariadb.database}_ring")
+    asyncio.run(_recreate(url))
+    for name, value in lambda_environment(url, tmp_path / "data").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KEY_RING_REFRESH_SECONDS", "3600")
+    handler.reset()
+    try:
+        empty = call("http_api_v2", "GET", "/.well-known/jwks.json")
+        assert empty.status == 200
+        assert empty.json() == {"keys": []}
+        asyncio.run(upgrade_url(url))
+        jwks = call("http_api_v2", "GET", "/.well-known/jwks.json")
+        assert len(jwks.json()["keys"]) >= 1
+    finally:
+        handler.reset()
+        asyncio.run(_recreate(url, drop_only=True))

@@ -56,7 +56,10 @@ class _Container:
         rotated by the tasks function reaches this container at its next request."""
         if self.ring_refresher is None:
             return
-        if now - self.ring_loaded_at < self.settings.key_ring_refresh_seconds:
+        # Not loaded at all (the database was away at start): every request needs it,
+        # so try again now rather than after the interval.
+        loaded = self.app.state.container.key_ring.key_set is not None
+        if loaded and now - self.ring_loaded_at < self.settings.key_ring_refresh_seconds:
             return
         # A failure keeps the last good ring (the refresher logs it) and is retried
         # at the next request.
