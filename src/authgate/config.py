@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # database down this is how long requests past the pool's size wait for their 503.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     auto_migrate: bool = True
+    # Where the app runs. "lambda" (or "auto" with AWS_LAMBDA_FUNCTION_NAME set, as the
+    # Lambda runtime does): no background timers (nothing runs between invocations;
+    # authgate.aws.tasks does that work), one database connection per container,
+    # re-checked after a freeze, and no SQLite (docs/aws.md).
+    runtime: Literal["auto", "server", "lambda"] = "auto"
+    aws_lambda_function_name: str = ""
 
     authgate_data_dir: Path = Path(".authgate")
     # Set: a static ring from these PEM files (docs/keys.md). Unset: the database ring.
@@ -79,6 +85,10 @@ class Settings(BaseSettings):
     # Static ring only: earlier public keys (comma-separated PEM paths), verify-only
     # and published, for a manual rotation.
     jwt_previous_public_key_paths: str = ""
+    # The static ring's pair as PEM text instead of files, for a machine with no disk
+    # to keep them on (AWS Lambda): a value or a path for each, never both.
+    jwt_private_key: SecretStr | None = None
+    jwt_public_key: str | None = None
     jwt_algorithm: str = "RS256"
     # Database ring: rotate every this many days (0 = only by `authgate keys rotate`),
     # and how often each instance re-reads the ring from the database.
@@ -178,6 +188,8 @@ class Settings(BaseSettings):
         "secret_key_path",
         "secret_key_previous",
         "secret_key_previous_path",
+        "jwt_private_key",
+        "jwt_public_key",
         mode="before",
     )
     @classmethod
@@ -426,14 +438,23 @@ class Settings(BaseSettings):
         # Without JWT_PRIVATE_KEY_PATH the database ring is used (in production too:
         # its private keys are sealed under SECRET_KEY, which production requires);
         # these files would be silently ignored.
+        for variable in ("JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY"):
+            if getattr(self, variable.lower()) is not None and (
+                getattr(self, f"{variable.lower()}_path") is not None
+            ):
+                raise ValueError(
+                    f"{variable} and {variable}_PATH are both set; set one of them "
+                    "(PEM text or a file), not both"
+                )
         for variable, value in (
             ("JWT_PUBLIC_KEY_PATH", self.jwt_public_key_path),
+            ("JWT_PUBLIC_KEY", self.jwt_public_key),
             ("JWT_PREVIOUS_PUBLIC_KEY_PATHS", self.previous_public_key_paths),
         ):
-            if value and self.jwt_private_key_path is None:
+            if value and not self.static_key_ring:
                 raise ValueError(
-                    f"{variable} is set without JWT_PRIVATE_KEY_PATH; set JWT_PRIVATE_KEY_PATH "
-                    "for a static key ring, or unset it for the database ring (docs/keys.md)"
+                    f"{variable} is set without JWT_PRIVATE_KEY_PATH or JWT_PRIVATE_KEY; set "
+                    "one for a static key ring, or unset it for the database ring (docs/keys.md)"
                 )
         if self.refresh_token_absolute_ttl_seconds < self.refresh_token_ttl_seconds:
             raise ValueError(
@@ -451,6 +472,31 @@ class Settings(BaseSettings):
             if findings:
                 raise ValueError(refusal_message(findings))
         return self
+
+    @model_validator(mode="after")
+    def _lambda_needs_shared_state(self) -> Settings:
+        # A Lambda container has no disk that outlives it and many run at once: a
+        # SQLite file or a generated secret would be one container's alone.
+        if not self.on_lambda:
+            return self
+        if self.effective_database_url.get_backend_name() == "sqlite":
+            raise ValueError(
+                "DATABASE_URL: SQLite is refused on AWS Lambda (no persistent disk); set "
+                "DATABASE_URL=mysql+asyncmy://USER:PASSWORD@HOST:3306/DB (docs/aws.md)"
+            )
+        if self.secret_key is None and self.secret_key_path is None:
+            raise ValueError(
+                "SECRET_KEY: required on AWS Lambda (every container must share it); set it "
+                "to 32 random bytes, e.g. the output of 'openssl rand -base64 32'"
+            )
+        return self
+
+    @property
+    def on_lambda(self) -> bool:
+        """RUNTIME=lambda, or RUNTIME=auto inside the Lambda runtime."""
+        if self.runtime == "auto":
+            return bool(self.aws_lambda_function_name)
+        return self.runtime == "lambda"
 
     @property
     def effective_public_url(self) -> str:
@@ -491,7 +537,7 @@ class Settings(BaseSettings):
 
     @property
     def static_key_ring(self) -> bool:
-        return self.jwt_private_key_path is not None
+        return self.jwt_private_key_path is not None or self.jwt_private_key is not None
 
     @property
     def trusted_proxy_list(self) -> list[str]:

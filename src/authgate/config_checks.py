@@ -78,6 +78,12 @@ def _rate_limits(settings: Settings) -> Iterator[Finding]:
             "every limit and the account lock let WORKERS times as many attempts through; "
             "use redis://host:port/db",
         )
+    elif settings.on_lambda and urlsplit(settings.rate_limit_storage_url).scheme == "memory":
+        yield Finding(
+            "RATE_LIMIT_STORAGE_URL",
+            "is memory:// on AWS Lambda: each container counts alone, and there are as "
+            "many as there are concurrent requests; use redis://host:port/db (ElastiCache)",
+        )
 
 
 def _argon2(settings: Settings) -> Iterator[Finding]:

@@ -278,3 +278,13 @@ async def test_0005_refusal_is_one_line_from_the_cli(
     lines = [line for line in err.splitlines() if "authgate: error" in line]
     assert len(lines) == 1
     assert lines[0].startswith("authgate: error: migration 0005 (upgrade) changed nothing: users ")
+
+
+def test_head_revision_read_from_the_files_is_alembics_head() -> None:
+    # head_revision reads the version files without Alembic (a shorter cold start).
+    from alembic.script import ScriptDirectory
+
+    from authgate.storage import migrate
+
+    expected = ScriptDirectory.from_config(migrate._config()).get_current_head()
+    assert migrate.head_revision() == expected is not None

@@ -30,6 +30,10 @@ PRODUCTION_SECRET = secrets.token_urlsafe(32)
 UNSAFE: list[tuple[str, dict[str, Any]]] = [
     ("RATE_LIMIT_ENABLED", {"rate_limit_enabled": False}),
     ("RATE_LIMIT_STORAGE_URL", {"workers": 2}),
+    (
+        "RATE_LIMIT_STORAGE_URL",
+        {"runtime": "lambda", "database_url": "mysql+asyncmy://u:p@db.example:3306/authgate"},
+    ),
     ("PASSWORD_HASH_MEMORY_KIB", {"password_hash_memory_kib": 19_455}),
     ("PASSWORD_HASH_TIME_COST", {"password_hash_time_cost": 1}),
     ("PASSWORD_HASH_MEMORY_KIB", {"password_hash_memory_kib": 7_167, "password_hash_time_cost": 5}),

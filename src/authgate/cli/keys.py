@@ -99,7 +99,7 @@ async def run_keys(settings: Settings, args: argparse.Namespace) -> int:
     from authgate.cli.main import CliError
 
     command: str = args.keys_command
-    if settings.jwt_private_key_path is not None:
+    if settings.static_key_ring:
         if command != "list":
             raise CliError(STATIC_RING)
         _list_static(settings, as_json=args.json)

@@ -152,51 +152,77 @@ def _read(path: Path, variable: str) -> bytes:
 
 
 def load_private_key(path: Path, variable: str = "JWT_PRIVATE_KEY_PATH") -> SigningPrivateKey:
+    return parse_private_key(_read(path, variable), variable, str(path))
+
+
+def parse_private_key(data: bytes, variable: str, where: str = "the value") -> SigningPrivateKey:
+    """A PEM private key; ``where`` names its file (never its text) in errors."""
     try:
-        key: PrivateKeyTypes = serialization.load_pem_private_key(_read(path, variable), None)
+        key: PrivateKeyTypes = serialization.load_pem_private_key(data, None)
     except (ValueError, TypeError) as exc:
         raise KeyError_(
-            f"{variable}: {path} is not an unencrypted PEM private key ({exc})"
+            f"{variable}: {where} is not an unencrypted PEM private key ({exc})"
         ) from None
     if not isinstance(
         key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     ):
-        raise KeyError_(f"{variable}: {path} holds an unsupported key type")
+        raise KeyError_(f"{variable}: {where} holds an unsupported key type")
     return key
 
 
 def load_public_key(path: Path, variable: str = "JWT_PUBLIC_KEY_PATH") -> VerifyingPublicKey:
+    return parse_public_key(_read(path, variable), variable, str(path))
+
+
+def parse_public_key(data: bytes, variable: str, where: str = "the value") -> VerifyingPublicKey:
     try:
-        key: PublicKeyTypes = serialization.load_pem_public_key(_read(path, variable))
+        key: PublicKeyTypes = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
-        raise KeyError_(f"{variable}: {path} is not a PEM public key ({exc})") from None
+        raise KeyError_(f"{variable}: {where} is not a PEM public key ({exc})") from None
     if not isinstance(key, VerifyingPublicKey):
-        raise KeyError_(f"{variable}: {path} holds an unsupported key type")
+        raise KeyError_(f"{variable}: {where} holds an unsupported key type")
     return key
 
 
 def load_key_set(
     *,
-    private_key_path: Path,
+    private_key_path: Path | None = None,
     public_key_path: Path | None,
     algorithm: str,
     extra_public_key_paths: Iterable[Path] = (),
+    private_key_pem: bytes | None = None,
+    public_key_pem: bytes | None = None,
 ) -> KeySet:
-    private_key = load_private_key(private_key_path)
+    """The static ring: the pair from files (``*_path``) or PEM text (``*_pem``,
+    JWT_PRIVATE_KEY / JWT_PUBLIC_KEY), plus earlier public keys from files."""
+    if private_key_pem is not None:
+        private_variable = "JWT_PRIVATE_KEY"
+        private_key = parse_private_key(private_key_pem, private_variable)
+    elif private_key_path is not None:
+        private_variable = "JWT_PRIVATE_KEY_PATH"
+        private_key = load_private_key(private_key_path)
+    else:
+        raise ValueError("a static ring needs a private key (a path or PEM text)")
     try:
         signing = make_signing_key(private_key, algorithm)
     except KeyError_ as exc:
-        raise KeyError_(f"JWT_PRIVATE_KEY_PATH: {exc} (JWT_ALGORITHM={algorithm})") from None
-    if public_key_path is not None:
+        raise KeyError_(f"{private_variable}: {exc} (JWT_ALGORITHM={algorithm})") from None
+    public_key: VerifyingPublicKey | None = None
+    if public_key_pem is not None:
+        public_variable = "JWT_PUBLIC_KEY"
+        public_key = parse_public_key(public_key_pem, public_variable)
+    elif public_key_path is not None:
+        public_variable = "JWT_PUBLIC_KEY_PATH"
         public_key = load_public_key(public_key_path)
+    if public_key is not None:
         try:
             published = make_verification_key(public_key, algorithm)
         except KeyError_ as exc:
-            raise KeyError_(f"JWT_PUBLIC_KEY_PATH: {exc}") from None
+            raise KeyError_(f"{public_variable}: {exc}") from None
         # A mismatched pair would publish a key that verifies nothing we sign.
         if published.kid != signing.kid:
             raise KeyError_(
-                "JWT_PUBLIC_KEY_PATH: the public key is not the public half of JWT_PRIVATE_KEY_PATH"
+                f"{public_variable}: the public key is not the public half of {private_variable}"
             )
     extra: list[VerificationKey] = []
     for path in extra_public_key_paths:

@@ -23,6 +23,18 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
 # the pool's size each wait this long for their 503. Together with the connect
 # timeout it bounds every request: at most pool timeout + connect timeout.
 DEFAULT_POOL_TIMEOUT_SECONDS = 10.0
+# A Lambda container serves one request at a time: one connection (a little overflow
+# for the rare nested unit of work), not DB_POOL_SIZE per container times hundreds of
+# containers against Aurora's max_connections. A container is frozen between
+# invocations, for minutes or hours: the server or a NAT may have dropped its
+# connection meanwhile, so each checkout pings first (one round trip, cheap next to a
+# 503) and connections are replaced after five minutes.
+SERVERLESS_POOL: dict[str, Any] = {
+    "pool_size": 1,
+    "max_overflow": 2,
+    "pool_pre_ping": True,
+    "pool_recycle": 300,
+}
 # asyncmy.constants.CR.CR_CONN_HOST_ERROR: "Can't connect to MySQL server".
 _CR_CONN_HOST_ERROR = 2003
 
@@ -51,23 +63,30 @@ def create_engine(
     pool_size: int = 10,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT_SECONDS,
+    serverless: bool = False,
 ) -> AsyncEngine:
+    """``serverless``: a pool for an AWS Lambda container (see :data:`SERVERLESS_POOL`)."""
     if is_sqlite(url):
         return _sqlite_engine(url, pool_timeout=pool_timeout)
+    pool: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        # No pre-ping: it is a round trip on every checkout (a refresh makes five).
+        # A connection broken by a server restart fails its request with 503 and is
+        # discarded by the pool; recycling keeps idle connections under wait_timeout.
+        "pool_pre_ping": False,
+        "pool_recycle": 1800,
+    }
+    if serverless:
+        pool = dict(SERVERLESS_POOL)
     return create_async_engine(
         url,
         # Bound parameters (password hashes, token hashes) never appear in the text
         # of a database error, which may reach a log.
         hide_parameters=True,
         async_creator=_bounded_connect(url, timeout=connect_timeout),
-        pool_size=pool_size,
-        max_overflow=pool_size,
         pool_timeout=pool_timeout,
-        # No pre-ping: it is a round trip on every checkout (a refresh makes five).
-        # A connection broken by a server restart fails its request with 503 and is
-        # discarded by the pool; recycling keeps idle connections under wait_timeout.
-        pool_pre_ping=False,
-        pool_recycle=1800,
+        **pool,
         # Every unit of work ends in COMMIT or ROLLBACK itself; the pool's extra
         # reset ROLLBACK on return would be one more round trip per request.
         pool_reset_on_return=None,

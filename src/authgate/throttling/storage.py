@@ -13,9 +13,6 @@ import re
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from limits.aio.storage import RedisStorage
-from redis.asyncio import ConnectionPool
-
 from authgate.clock import Clock
 from authgate.throttling.counter import CounterThrottle
 from authgate.throttling.memory_store import MemoryCounterStore
@@ -63,6 +60,11 @@ def _memory_throttle(clock: Clock, hmac_key: bytes) -> CounterThrottle:
 def _redis_throttle(
     url: str, parts: SplitResult, *, clock: Clock, hmac_key: bytes, prefix: str, timeout: float
 ) -> CounterThrottle:
+    # Imported here: redis-py and limits' storage cost ~0.2 s of a cold start
+    # (authgate.aws.handler), which memory:// does not need.
+    from limits.aio.storage import RedisStorage
+    from redis.asyncio import ConnectionPool
+
     problem = _redis_url_problem(parts)
     if problem is not None:
         raise ValueError(f"{_SETTING} {problem}: expected {_EXPECTED}, got {_redacted(parts)!r}")

@@ -68,15 +68,19 @@ OPENAPI_URL = "/openapi.json"
 
 
 def static_key_set(settings: Settings) -> KeySet | None:
-    """The static ring from PEM files (JWT_PRIVATE_KEY_PATH set), or None for the
-    database ring, which the lifespan loads (and creates on first start)."""
-    if settings.jwt_private_key_path is None:
+    """The static ring from PEM files or PEM text (JWT_PRIVATE_KEY_PATH or
+    JWT_PRIVATE_KEY set), or None for the database ring, which the lifespan loads (and
+    creates on first start)."""
+    if not settings.static_key_ring:
         return None
+    private_pem, public_pem = settings.jwt_private_key, settings.jwt_public_key
     return load_key_set(
         private_key_path=settings.jwt_private_key_path,
         public_key_path=settings.jwt_public_key_path,
         algorithm=settings.jwt_algorithm,
         extra_public_key_paths=settings.previous_public_key_paths,
+        private_key_pem=None if private_pem is None else private_pem.get_secret_value().encode(),
+        public_key_pem=None if public_pem is None else public_pem.encode(),
     )
 
 
@@ -168,6 +172,7 @@ def create_app(
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds,
             pool_timeout=settings.db_pool_timeout_seconds,
+            serverless=settings.on_lambda,
         )
         hasher = Argon2PasswordHasher(
             Argon2Parameters(
@@ -207,7 +212,8 @@ def create_app(
                 key_ring,
                 loader,
                 interval_seconds=settings.key_ring_refresh_seconds,
-                scheduled=ring_service.run_scheduled,
+                # On Lambda, rotation is the tasks handler's (authgate.aws.tasks).
+                scheduled=None if settings.on_lambda else ring_service.run_scheduled,
                 ensure=ring_service.ensure_ring,
             )
             try:
@@ -388,33 +394,44 @@ def create_app(
                 reuse_leeway_seconds=settings.refresh_reuse_leeway_seconds,
             ),
         )
-        periodic_pruning = asyncio.create_task(
-            PeriodicPruning(pruning).run_forever(), name="authgate-periodic-pruning"
+        # On AWS Lambda nothing runs between invocations (the container is frozen):
+        # no timers here. The tasks handler (authgate.aws.tasks) prunes, sends the
+        # mail and rotates keys on a schedule; the Lambda handler re-reads the ring
+        # when it is older than KEY_RING_REFRESH_SECONDS (this refresher's run_once).
+        background = not settings.on_lambda
+        app.state.key_ring_refresher = ring_refresher
+        periodic_pruning = (
+            asyncio.create_task(
+                PeriodicPruning(pruning).run_forever(), name="authgate-periodic-pruning"
+            )
+            if background
+            else None
         )
         # The mail drainer: woken after each commit that queued mail, polls otherwise.
-        mail_task = asyncio.create_task(mail.delivery.run(), name="authgate-mail")
+        mail_task = (
+            asyncio.create_task(mail.delivery.run(), name="authgate-mail") if background else None
+        )
         ring_task = (
             asyncio.create_task(ring_refresher.run_forever(), name="authgate-key-ring")
-            if ring_refresher is not None
+            if ring_refresher is not None and background
             else None
         )
         try:
             yield
         finally:
-            if ring_task is not None:
-                ring_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ring_task
-            periodic_pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic_pruning
-            mail.delivery.stop()
-            try:
-                # The mail in hand finishes (an SMTP timeout at most); what is left
-                # stays queued for the next start or another instance.
-                await asyncio.wait_for(mail_task, timeout=settings.smtp_timeout_seconds + 5)
-            except TimeoutError:
-                logger.warning("mail drainer did not stop in time")
+            for task in (ring_task, periodic_pruning):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if mail_task is not None:
+                mail.delivery.stop()
+                try:
+                    # The mail in hand finishes (an SMTP timeout at most); what is left
+                    # stays queued for the next start or another instance.
+                    await asyncio.wait_for(mail_task, timeout=settings.smtp_timeout_seconds + 5)
+                except TimeoutError:
+                    logger.warning("mail drainer did not stop in time")
             hasher.close()
             await http.aclose()
             await throttle.close()
