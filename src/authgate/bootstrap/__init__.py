@@ -32,7 +32,8 @@ from authgate.bootstrap.keys import (
     static_key_set,
     trusted_keys_by_kid,
 )
-from authgate.bootstrap.services import AuditSink, Overrides, Services, hashing_threads
+from authgate.bootstrap.resources import AuditSink, Overrides, Resources, hashing_threads
+from authgate.bootstrap.services import Services
 from authgate.clock import Clock, SystemClock
 from authgate.config import Settings
 
@@ -43,6 +44,7 @@ __all__ = [
     "AuditSink",
     "BackgroundJob",
     "Overrides",
+    "Resources",
     "ScheduledReport",
     "Services",
     "background_jobs",
