@@ -15,6 +15,7 @@ import pytest
 from authgate.bootstrap import (
     BackgroundJob,
     Overrides,
+    background_jobs,
     open_services,
     run_scheduled_tasks,
     running_in_background,
@@ -157,3 +158,26 @@ async def test_background_jobs_are_stopped_gracefully_or_cancelled_when_the_bloc
             assert finished == []
     assert finished == ["cancelled", "graceful"]  # the last started stops first
     assert "stubborn did not stop in time" in caplog.text
+
+
+async def test_the_server_background_jobs_stop_at_once_even_right_after_they_start(
+    make_settings: Any, clock: FrozenClock
+) -> None:
+    """A stop asked before the mail drainer's first step used to be lost (its run
+    clears the stop flag), so the lifespan waited SMTP_TIMEOUT_SECONDS + 5 to end."""
+    settings = make_settings(jwt_private_key_path=None, jwt_public_key_path=None)
+    async with open_services(settings, clock=clock) as services:
+        await services.load_key_ring()
+        jobs = background_jobs(services)
+        assert [job.name for job in jobs] == [
+            "authgate-mail",
+            "authgate-periodic-pruning",
+            "authgate-key-ring",
+        ]
+        # The drainer alone: nothing else yields to the loop before it is stopped.
+        async with asyncio.timeout(5):
+            async with running_in_background(jobs[:1]):
+                pass
+        async with asyncio.timeout(5):
+            async with running_in_background(jobs):
+                pass

@@ -48,8 +48,9 @@ def background_jobs(services: Services) -> tuple[BackgroundJob, ...]:
     from authgate.services.pruning import PeriodicPruning
 
     delivery = services.mail.delivery
+    # Stopped in reverse: the key ring and pruning are cancelled first, then the
+    # mail drainer finishes what it has in hand.
     jobs = [
-        BackgroundJob("authgate-periodic-pruning", PeriodicPruning(services.pruning).run_forever),
         BackgroundJob(
             "authgate-mail",
             delivery.run,
@@ -58,6 +59,7 @@ def background_jobs(services: Services) -> tuple[BackgroundJob, ...]:
             stop=delivery.stop,
             stop_timeout_seconds=services.settings.smtp_timeout_seconds + 5,
         ),
+        BackgroundJob("authgate-periodic-pruning", PeriodicPruning(services.pruning).run_forever),
     ]
     refresher = services.key_ring_refresher
     if refresher is not None:
@@ -70,6 +72,11 @@ async def running_in_background(jobs: Sequence[BackgroundJob]) -> AsyncIterator[
     """Run ``jobs`` as tasks for the duration of the block; stop them (last started
     first) when it ends."""
     tasks = [(job, asyncio.create_task(job.run(), name=job.name)) for job in jobs]
+    # One turn of the loop, so every job has started before it can be asked to stop:
+    # a stop requested before a job's first step would be lost to its start-up
+    # (MailDelivery.run clears its stop flag), and the block's end would then wait
+    # the whole stop timeout.
+    await asyncio.sleep(0)
     try:
         yield
     finally:
