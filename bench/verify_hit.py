@@ -33,13 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
+from authgate.bootstrap import trusted_keys_by_kid
 from authgate.clock import FrozenClock
 from authgate.crypto.access_token_verifier import access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import KeySet, generate_private_key, make_signing_key
 from authgate.domain.models import User
 from authgate.resource import StaticKeys, TokenVerifier, TrustedKey
-from authgate.web.app import trusted_keys_by_kid
 
 ISSUER = "https://auth.example.test"
 AUDIENCES = ("authgate",)

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import URL
 
+from authgate.bootstrap import Overrides, Services
 from authgate.clock import FrozenClock
 from authgate.config import Settings, load_settings
 from authgate.crypto.keys import write_key_pair
@@ -98,6 +99,13 @@ class Api:
     clock: FrozenClock
     settings: Settings
 
+    @property
+    def services(self) -> Services:
+        """The app's composition root (what its routes use)."""
+        from authgate.web.deps import app_services
+
+        return app_services(self.app)
+
     async def sign_up(self, email: str = "cow@cow.jp", password: str = "Moo00!_*&x") -> Any:
         response = await self.client.post(
             "/api/v1/signup/credentials",
@@ -113,8 +121,10 @@ class Api:
         return response.json()
 
 
-async def start_api(settings: Settings, clock: FrozenClock) -> AsyncIterator[Api]:
-    app = create_app(settings, clock=clock)
+async def start_api(
+    settings: Settings, clock: FrozenClock, overrides: Overrides | None = None
+) -> AsyncIterator[Api]:
+    app = create_app(settings, clock=clock, overrides=overrides)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(

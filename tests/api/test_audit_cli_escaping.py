@@ -34,8 +34,7 @@ async def test_text_output_escapes_what_a_terminal_would_act_on(
         headers={b"user-agent": agent.encode("utf-8")},
     )
     assert response.status_code == 401
-    url = api.settings.effective_database_url
-    assert await print_audit(url, user=None, since=None, limit=10, as_json=False) == 0
+    assert await print_audit(api.settings, user=None, since=None, limit=10, as_json=False) == 0
     text = capsys.readouterr().out
     assert text.count("\n") == 1  # one event, one line: no forged second line
     assert _unsafe(text) == []
@@ -43,7 +42,7 @@ async def test_text_output_escapes_what_a_terminal_would_act_on(
     assert "\r" not in text
 
     # The JSON form was already safe (json.dumps escapes) and keeps the exact value.
-    assert await print_audit(url, user=None, since=None, limit=10, as_json=True) == 0
+    assert await print_audit(api.settings, user=None, since=None, limit=10, as_json=True) == 0
     stored = json.loads(capsys.readouterr().out)["user_agent"]
     assert stored
     assert printable(stored) in text

@@ -7,7 +7,10 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import Api
+from authgate.bootstrap import Overrides
+from authgate.clock import FrozenClock
+from tests.conftest import Api, start_api
+from tests.support.hashing import parameters_of, watched_hasher
 from tests.support.rows import count_rows, fetch_all
 
 SIGN_UP = "/api/v1/signup/credentials"
@@ -283,7 +286,7 @@ async def test_an_unexpected_error_is_a_bare_500_problem_with_the_security_heade
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(api.app.state.container.accounts, "sign_in", broken)
+    monkeypatch.setattr(api.services.accounts, "sign_in", broken)
     response = await api.client.post(
         "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "Moo00!_*&x"}
     )
@@ -295,26 +298,21 @@ async def test_an_unexpected_error_is_a_bare_500_problem_with_the_security_heade
 
 
 async def test_an_over_long_password_at_sign_in_is_refused_before_any_hashing(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    make_settings: Any, clock: FrozenClock
 ) -> None:
-    await api.sign_up("cow@cow.jp", "Moo00!_*&x")
-    hasher = api.app.state.container.accounts._hasher
-    verified: list[str] = []
-    original = hasher._verify_sync
-
-    def spy(password_hash: str, password: str) -> bool:
-        verified.append(password_hash)
-        return bool(original(password_hash, password))
-
-    monkeypatch.setattr(hasher, "_verify_sync", spy)
-    response = await api.client.post(
-        "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "x" * 1025}
-    )
-    assert response.status_code == 422
-    assert response.json()["code"] == "validation_failed"
-    assert verified == []
-    # The spy does see a normal attempt, so the empty list above means something.
-    await api.client.post(
-        "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "x" * 1024}
-    )
-    assert len(verified) == 1
+    settings = make_settings()
+    with watched_hasher(parameters_of(settings)) as (hasher, jobs):
+        async for api in start_api(settings, clock, Overrides(hasher=hasher)):
+            await api.sign_up("cow@cow.jp", "Moo00!_*&x")
+            jobs.jobs.clear()
+            response = await api.client.post(
+                "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "x" * 1025}
+            )
+            assert response.status_code == 422
+            assert response.json()["code"] == "validation_failed"
+            assert jobs.jobs == []
+            # The hasher does see a normal attempt, so the empty list above means something.
+            await api.client.post(
+                "/api/v1/auth/credentials", json={"email": "cow@cow.jp", "password": "x" * 1024}
+            )
+            assert len(jobs.verified) == 1

@@ -12,7 +12,6 @@ import pytest
 
 from authgate.services.account_admin import AccountAdminService
 from authgate.services.audit import AuditTrail
-from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from tests.api.test_account_lifecycle import mail_settings
 from tests.api.test_providers import _provider_settings, google_token
 from tests.conftest import Api, start_api
@@ -35,8 +34,7 @@ async def api(
 
 
 def admin(api: Api) -> AccountAdminService:
-    container = api.app.state.container
-    uow = SqlUnitOfWorkFactory(container.engine)
+    uow = api.services.uow
     return AccountAdminService(uow=uow, clock=api.clock, audit=AuditTrail(uow=uow, clock=api.clock))
 
 
@@ -99,8 +97,7 @@ async def test_a_refresh_of_a_disabled_account_is_401_even_if_its_session_is_liv
     """The refresh query reads the user row: disabled_at alone refuses (a refresh
     racing the disabling transaction, or a row set by hand)."""
     tokens = await api.sign_up()
-    container = api.app.state.container
-    uow = SqlUnitOfWorkFactory(container.engine)
+    uow = api.services.uow
     async with uow() as unit:
         user = await unit.users.get_by_email_key("cow@cow.jp")
         assert user is not None
@@ -245,7 +242,7 @@ async def test_links_of_an_account_disabled_by_hand_are_refused(
     api = mail_api
     tokens = await api.sign_up()
     change, reset = await _pending_links(api, smtp, tokens)
-    uow = SqlUnitOfWorkFactory(api.app.state.container.engine)
+    uow = api.services.uow
     async with uow() as unit:
         user = await unit.users.get_by_email_key("cow@cow.jp")
         assert user is not None

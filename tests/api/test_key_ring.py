@@ -9,11 +9,11 @@ from typing import Any
 import jwt
 import pytest
 
+from authgate.bootstrap import key_ring_service
 from authgate.clock import FrozenClock
 from authgate.server_secret import load_server_secret
 from authgate.storage.engine import create_engine
 from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
-from authgate.web.app import key_ring_service
 from tests.conftest import Api, start_api
 
 

@@ -19,7 +19,6 @@ from authgate.clock import FrozenClock
 from authgate.crypto.refresh_secrets import SuccessorSealer, hash_refresh_token
 from authgate.server_secret import ServerSecret
 from authgate.services.pruning import PruningService, RetentionPolicy
-from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from tests.conftest import Api, start_api
 from tests.support.rows import fetch_all
 
@@ -196,7 +195,7 @@ async def test_pruning_clears_the_sealed_copy_once_the_leeway_has_passed(api: Ap
     t0 = (await api.sign_up())["refreshToken"]
     t1 = await _rotate(api, t0)
     pruning = PruningService(
-        uow=SqlUnitOfWorkFactory(api.app.state.container.engine),
+        uow=api.services.uow,
         clock=api.clock,
         policy=RetentionPolicy(
             session_retention_days=30,

@@ -8,7 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from authgate.bootstrap import Overrides
+from authgate.crypto.passwords import Argon2PasswordHasher
 from tests.conftest import Api, start_api
+from tests.support.hashing import WatchedExecutor, parameters_of, watched_hasher
 from tests.support.rows import fetch_all
 
 SIGN_IN = "/api/v1/auth/credentials"
@@ -199,38 +202,31 @@ async def test_minimum_strength_comes_from_the_settings(make_settings: Any, cloc
 
 @pytest.mark.serial  # its polling loops are bounded in wall time
 async def test_a_hashing_flood_is_refused_fast_while_token_routes_keep_answering(
-    make_settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Any, clock: Any
 ) -> None:
     """Sign-ins that would queue past PASSWORD_HASH_MAX_PENDING get 503 at once;
     /secure, the JWKS and refresh, which never hash, are served during the flood.
     A gate holds the hashing threads, so "during" is a fact, not a timing."""
     settings = make_settings(password_hash_max_pending=4, password_hash_workers=1)
-    async for api in start_api(settings, clock):
-        await _flood(api, monkeypatch)
+    with watched_hasher(parameters_of(settings), workers=1, max_pending=4) as (hasher, jobs):
+        async for api in start_api(settings, clock, Overrides(hasher=hasher)):
+            await _flood(api, hasher, jobs)
 
 
-async def _flood(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+async def _flood(api: Api, hasher: Argon2PasswordHasher, jobs: WatchedExecutor) -> None:
     import asyncio
-    import threading
 
     tokens = await api.sign_up("cow@cow.jp", "Moo00!_*&x")
-    hasher = api.app.state.container.accounts._hasher
-    gate = threading.Event()
-    original = hasher._verify_sync
-
-    def held(password_hash: str, password: str) -> bool:
-        gate.wait(timeout=30)
-        return bool(original(password_hash, password))
-
-    monkeypatch.setattr(hasher, "_verify_sync", held)
+    assert api.services.hasher is hasher
 
     async def sign_in(i: int) -> httpx.Response:
         async with client_at(api, f"198.51.100.{i}") as client:
             body = {"email": f"flood{i}@cow.jp", "password": "wrong-password"}
             return await client.post(SIGN_IN, json=body)
 
-    flood = [asyncio.create_task(sign_in(i)) for i in range(12)]
-    try:
+    # Every hashing job started in the block waits at the gate until it ends.
+    with jobs.held():
+        flood = [asyncio.create_task(sign_in(i)) for i in range(12)]
         for _ in range(1000):
             if hasher.pending >= 4:
                 break
@@ -250,7 +246,5 @@ async def _flood(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         early = [task.result() for task in flood if task.done()]
         assert [r.status_code for r in early] == [503] * 8
         assert all("retry-after" in r.headers for r in early)
-    finally:
-        gate.set()
     answers = await asyncio.gather(*flood)
     assert sorted(r.status_code for r in answers) == [401] * 4 + [503] * 8

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from authgate.aws import handler
 from authgate.config import SettingsError, load_settings
+from authgate.web.deps import app_services
 from tests.aws.support import ISSUER, PASSWORD, Answer, http_event
 from tests.support.databases import empty_mariadb, ensure_mariadb
 from tests.support.server_secrets import TEST_SECRET_TEXT
@@ -103,7 +104,7 @@ def test_one_app_per_container_and_no_timers(on_lambda: dict[str, str]) -> None:
     names = {task.get_name() for task in asyncio.all_tasks(first.loop)}
     assert not names & {"authgate-periodic-pruning", "authgate-mail", "authgate-key-ring"}
     # One connection per container, checked after a freeze.
-    pool: Any = first.app.state.container.engine.pool
+    pool: Any = app_services(first.app).engine.pool
     assert pool.size() == 1
     assert pool._pre_ping is True
     assert first.settings.on_lambda

@@ -13,13 +13,13 @@ from uuid import uuid4
 import jwt
 import pytest
 
+from authgate.bootstrap import trusted_keys_by_kid
 from authgate.clock import FrozenClock
 from authgate.crypto.access_token_verifier import access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens, low_s_token
 from authgate.crypto.keys import KeySet, generate_private_key, make_signing_key
 from authgate.domain.models import User
 from authgate.resource import Claims, InvalidToken, TokenVerifier
-from authgate.web.app import trusted_keys_by_kid
 from tests.support.tokens import P256_ORDER, b64url, high_s_twin, unverified_parts, variants
 
 if TYPE_CHECKING:

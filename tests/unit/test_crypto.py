@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import pytest
 
+from authgate.bootstrap import trusted_keys_by_kid
 from authgate.clock import FrozenClock
 from authgate.crypto.access_token_verifier import access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens
@@ -31,7 +32,6 @@ from authgate.crypto.refresh_secrets import (
 from authgate.domain.models import User
 from authgate.resource import InvalidToken, TokenVerifier
 from authgate.server_secret import ServerSecret
-from authgate.web.app import trusted_keys_by_kid
 from tests.support.server_secrets import make_sealer
 
 

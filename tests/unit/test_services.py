@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from authgate.clock import FrozenClock
+from authgate.crypto.passwords import Argon2Parameters
 from authgate.domain.models import ClientInfo
 from authgate.errors import (
     EmailTaken,
@@ -19,6 +20,7 @@ from authgate.services.accounts import AccountService, SignUp
 from authgate.services.audit import AuditTrail
 from authgate.services.password_policy import PasswordPolicy
 from authgate.services.sessions import SessionPolicy, SessionService
+from tests.support.hashing import watched_hasher
 from tests.support.server_secrets import make_sealer
 from tests.unit.fakes import (
     AcceptAnyPassword,
@@ -167,59 +169,38 @@ async def test_attempts_are_counted_before_the_password_and_cleared_by_success()
     ]
 
 
-class _SpyingArgon2:
-    """The production hasher, recording every hash it verifies against."""
-
-    def __init__(self) -> None:
-        from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
-
-        self.verified: list[str] = []
-        outer = self
-
-        class Spy(Argon2PasswordHasher):
-            def _verify_sync(self, password_hash: str, password: str) -> bool:
-                outer.verified.append(password_hash)
-                return super()._verify_sync(password_hash, password)
-
-        self.hasher = Spy(Argon2Parameters())  # production parameters
-
-
 async def test_unknown_email_and_wrong_password_each_verify_once_with_production_parameters() -> (
     None
 ):
-    spy = _SpyingArgon2()
-    w = build()
-    accounts = AccountService(
-        uow=lambda: FakeUnitOfWork(w["store"]),
-        hasher=spy.hasher,
-        sessions=w["sessions"],
-        policy=PasswordPolicy(min_length=8),
-        clock=w["clock"],
-        audit=AuditTrail(uow=lambda: FakeUnitOfWork(w["store"]), clock=w["clock"]),
-        throttles=AllowAllThrottles(),
-        strength=AcceptAnyPassword(),
-    )
-    try:
+    with watched_hasher(Argon2Parameters()) as (hasher, jobs):  # production parameters
+        w = build()
+        accounts = AccountService(
+            uow=lambda: FakeUnitOfWork(w["store"]),
+            hasher=hasher,
+            sessions=w["sessions"],
+            policy=PasswordPolicy(min_length=8),
+            clock=w["clock"],
+            audit=AuditTrail(uow=lambda: FakeUnitOfWork(w["store"]), clock=w["clock"]),
+            throttles=AllowAllThrottles(),
+            strength=AcceptAnyPassword(),
+        )
         await accounts.sign_up(SignUp("cow@cow.jp", "right-password"), CLIENT)
         for email in ("cow@cow.jp", "nobody@cow.jp"):
-            spy.verified.clear()
+            jobs.jobs.clear()
             with pytest.raises(InvalidCredentials):
                 await accounts.sign_in(email, "wrong-password", CLIENT)
-            assert len(spy.verified) == 1, email
-            assert spy.verified[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$"), email
-    finally:
-        spy.hasher.close()
+            assert len(jobs.verified) == 1, email
+            assert jobs.verified[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$"), email
 
 
-async def test_an_audit_event_reaches_the_log_only_when_its_transaction_commits(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from authgate.services import audit
-
+async def test_an_audit_event_reaches_the_log_only_when_its_transaction_commits() -> None:
     logged: list[str] = []
-    monkeypatch.setattr(audit, "_emit", lambda event: logged.append(event.name))
     w = build()
-    trail = AuditTrail(uow=lambda: FakeUnitOfWork(w["store"]), clock=w["clock"])
+    trail = AuditTrail(
+        uow=lambda: FakeUnitOfWork(w["store"]),
+        clock=w["clock"],
+        sink=lambda event: logged.append(event.name),
+    )
 
     async def rolled_back() -> None:
         async with FakeUnitOfWork(w["store"]) as uow:

@@ -10,13 +10,13 @@ from pathlib import Path
 import jwt
 import pytest
 
+from authgate.bootstrap import trusted_keys_by_kid
 from authgate.clock import FrozenClock
 from authgate.crypto.access_token_verifier import access_token_verifier
 from authgate.crypto.jwt_tokens import JwtAccessTokens
 from authgate.crypto.keys import KeyError_, load_key_set, write_key_pair
 from authgate.domain.models import User
 from authgate.resource import InvalidToken
-from authgate.web.app import trusted_keys_by_kid
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -32,9 +32,11 @@ from typing import Any
 from fastapi import FastAPI
 from mangum import Mangum
 
+from authgate.bootstrap import Services
 from authgate.config import Settings, load_settings
 from authgate.crypto.keyring import KeyRingRefresher
 from authgate.web.app import create_app
+from authgate.web.deps import app_services
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class _Container:
     loop: asyncio.AbstractEventLoop
     lifespan: AbstractAsyncContextManager[Any]
     adapter: Mangum
+    services: Services
     ring_refresher: KeyRingRefresher | None
     ring_loaded_at: float
 
@@ -58,7 +61,7 @@ class _Container:
             return
         # Not loaded at all (the database was away at start): every request needs it,
         # so try again now rather than after the interval.
-        loaded = self.app.state.container.key_ring.key_set is not None
+        loaded = self.services.key_ring.key_set is not None
         if loaded and now - self.ring_loaded_at < self.settings.key_ring_refresh_seconds:
             return
         # A failure keeps the last good ring (the refresher logs it) and is retried
@@ -87,6 +90,7 @@ def _start(monotonic: Callable[[], float]) -> _Container:
     settings = load_settings()
     _configure_logging(settings)
     app = create_app(settings)
+    services = app_services(app)
     loop = asyncio.new_event_loop()
     # Mangum runs each request on the current event loop: this one, for good.
     asyncio.set_event_loop(loop)
@@ -98,7 +102,8 @@ def _start(monotonic: Callable[[], float]) -> _Container:
         loop=loop,
         lifespan=lifespan,
         adapter=Mangum(app, lifespan="off"),
-        ring_refresher=getattr(app.state, "key_ring_refresher", None),
+        services=services,
+        ring_refresher=services.key_ring_refresher,
         ring_loaded_at=monotonic(),
     )
 

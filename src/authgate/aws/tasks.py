@@ -27,7 +27,7 @@ from typing import Any
 from authgate.clock import Clock, SystemClock
 from authgate.config import Settings, load_settings
 from authgate.services.mail_delivery import BATCH, MailDelivery
-from authgate.services.pruning import PruningService, RetentionPolicy
+from authgate.services.pruning import PruningService
 from authgate.services.signing_keys import SigningKeyService
 
 logger = logging.getLogger(__name__)
@@ -48,35 +48,14 @@ class ScheduledTasks:
 
 
 def build_tasks(settings: Settings, clock: Clock) -> ScheduledTasks:
-    """The wiring (kept in one function: the composition root may take it over)."""
-    from authgate.server_secret import load_server_secret
-    from authgate.storage.engine import create_engine
-    from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
-    from authgate.web.app import key_ring_service
-    from authgate.web.mail_setup import build_mail
+    """The scheduled work, built by the one composition root (authgate.bootstrap)."""
+    from authgate.bootstrap import Services
 
-    engine = create_engine(
-        settings.effective_database_url,
-        connect_timeout=settings.db_connect_timeout_seconds,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        serverless=True,
+    services = Services(settings, clock=clock)
+    keys = None if settings.static_key_ring else services.signing_keys
+    return ScheduledTasks(
+        keys=keys, mail=services.mail.delivery, pruning=services.pruning, close=services.aclose
     )
-    uow = SqlUnitOfWorkFactory(engine)
-    keys = None
-    if not settings.static_key_ring:
-        secret = load_server_secret(settings).secret
-        keys, _loader = key_ring_service(settings, uow=uow, clock=clock, server_secret=secret)
-    pruning = PruningService(
-        uow=uow,
-        clock=clock,
-        policy=RetentionPolicy(
-            session_retention_days=settings.session_retention_days,
-            audit_retention_days=settings.audit_retention_days,
-            reuse_leeway_seconds=settings.refresh_reuse_leeway_seconds,
-        ),
-    )
-    mail = build_mail(settings, uow=uow, clock=clock).delivery
-    return ScheduledTasks(keys=keys, mail=mail, pruning=pruning, close=engine.dispose)
 
 
 async def _keys(tasks: ScheduledTasks) -> dict[str, Any]:

@@ -8,11 +8,8 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.engine import URL
-
+from authgate.config import Settings
 from authgate.domain.models import AuditEvent
-from authgate.storage.engine import create_engine
-from authgate.storage.unit_of_work import SqlUnitOfWork
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -96,21 +93,20 @@ def _escape(char: str) -> str:
 
 
 async def print_audit(
-    url: URL, *, user: str | None, since: str | None, limit: int, as_json: bool
+    settings: Settings, *, user: str | None, since: str | None, limit: int, as_json: bool
 ) -> int:
-    try:
-        user_id = parse_user(user)
-        # The CLI is a composition root: reading the wall clock here is its job.
-        since_at = parse_since(since, now=datetime.now(UTC))
-    except AuditArgumentError as exc:
-        print(f"authgate: error: {exc}", file=sys.stderr)
-        return 2
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with SqlUnitOfWork(engine) as uow:
+    # Imported here: cli.operator imports printable from this module.
+    from authgate.cli.operator import cli_services
+
+    async with cli_services(settings) as services:
+        try:
+            user_id = parse_user(user)
+            since_at = parse_since(since, now=services.clock.now())
+        except AuditArgumentError as exc:
+            print(f"authgate: error: {exc}", file=sys.stderr)
+            return 2
+        async with services.uow() as uow:
             events = await uow.audit.list(user_id=user_id, since=since_at, limit=limit)
-    finally:
-        await engine.dispose()
     for event in events:
         print(render(event, as_json=as_json))
     return 0

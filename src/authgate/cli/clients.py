@@ -8,14 +8,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from authgate.cli.operator import OperatorError, iso, note, print_object, print_rows
-from authgate.clock import SystemClock
+from authgate.cli.operator import (
+    OperatorError,
+    cli_services,
+    iso,
+    note,
+    print_object,
+    print_rows,
+)
 from authgate.config import Settings
 from authgate.domain.models import OAuthClient
 from authgate.errors import AuthError
-from authgate.oauth.clients import GRANT_TYPES, ClientRegistry, default_client
-from authgate.storage.engine import create_engine
-from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
+from authgate.oauth.clients import GRANT_TYPES, ClientRegistry
 
 COLUMNS = ("client_id", "type", "grant_types", "audiences", "introspect", "created")
 
@@ -33,19 +37,11 @@ def _row(client: OAuthClient) -> dict[str, Any]:
 
 
 async def run_clients(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_engine(settings.effective_database_url, pool_size=1)
-    registry = ClientRegistry(
-        uow=SqlUnitOfWorkFactory(engine),
-        # The CLI is a composition root: the system clock is its to choose.
-        clock=SystemClock(),
-        default=default_client(settings.default_client_id, settings.audiences),
-    )
-    try:
-        return await _run(registry, args)
-    except AuthError as exc:
-        raise OperatorError(str(exc)) from None
-    finally:
-        await engine.dispose()
+    async with cli_services(settings) as services:
+        try:
+            return await _run(services.operator_clients, args)
+        except AuthError as exc:
+            raise OperatorError(str(exc)) from None
 
 
 async def _run(registry: ClientRegistry, args: argparse.Namespace) -> int:

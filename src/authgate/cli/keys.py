@@ -12,11 +12,10 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from authgate.cli.operator import iso, note, print_rows
-from authgate.clock import SystemClock
+from authgate.cli.operator import cli_services, iso, note, print_rows
 from authgate.config import Settings
 from authgate.domain.signing_keys import SigningKeyRecord
-from authgate.services.signing_keys import KeyRingRefused
+from authgate.services.signing_keys import KeyRingRefused, SigningKeyService
 
 COLUMNS = ("kid", "state", "algorithm", "created", "activated", "deactivated", "retired")
 STATIC_RING = (
@@ -104,21 +103,16 @@ async def run_keys(settings: Settings, args: argparse.Namespace) -> int:
             raise CliError(STATIC_RING)
         _list_static(settings, as_json=args.json)
         return 0
-    from authgate.server_secret import load_server_secret
-    from authgate.storage.engine import create_engine
-    from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
-    from authgate.web.app import key_ring_service
+    async with cli_services(settings) as services:
+        return await _run_ring(services.signing_keys, settings, args)
 
-    secret = load_server_secret(settings).secret
-    engine = create_engine(
-        settings.effective_database_url,
-        pool_size=1,
-        connect_timeout=settings.db_connect_timeout_seconds,
-    )
-    # The CLI is a composition root: the system clock is its to choose.
-    service, _loader = key_ring_service(
-        settings, uow=SqlUnitOfWorkFactory(engine), clock=SystemClock(), server_secret=secret
-    )
+
+async def _run_ring(
+    service: SigningKeyService, settings: Settings, args: argparse.Namespace
+) -> int:
+    from authgate.cli.main import CliError
+
+    command: str = args.keys_command
     try:
         if command == "list":
             keys = await service.list_keys()
@@ -144,13 +138,11 @@ async def run_keys(settings: Settings, args: argparse.Namespace) -> int:
             )
     except KeyRingRefused as exc:
         raise CliError(str(exc)) from None
-    finally:
-        await engine.dispose()
     return 0
 
 
 def _list_static(settings: Settings, *, as_json: bool) -> None:
-    from authgate.web.app import static_key_set
+    from authgate.bootstrap import static_key_set
 
     key_set = static_key_set(settings)
     if key_set is None:  # pragma: no cover - run_keys checked JWT_PRIVATE_KEY_PATH

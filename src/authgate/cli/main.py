@@ -39,11 +39,11 @@ def _configure_logging(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authgate.bootstrap import static_key_set
     from authgate.config_checks import log_development_warnings, mark_startup_reported
     from authgate.server_secret import load_server_secret, warn_if_development
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
-    from authgate.web.app import static_key_set
     from authgate.web.http_protocol import BoundedHttpToolsProtocol
 
     settings = _settings(args)
@@ -132,7 +132,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     settings = load_settings()
     return asyncio.run(
         print_audit(
-            settings.effective_database_url,
+            settings,
             user=args.user,
             since=args.since,
             limit=args.limit,

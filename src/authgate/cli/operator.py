@@ -15,23 +15,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from authgate.bootstrap import Overrides, Services, open_services
 from authgate.cli.audit import printable
 from authgate.clock import SystemClock
 from authgate.config import Settings
-from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.errors import AuthError
 from authgate.services.account_admin import AccountAdminService
 from authgate.services.account_deletion import AccountDeletionService
-from authgate.services.audit import AuditTrail
-from authgate.services.password_policy import PasswordPolicy
-from authgate.services.password_strength import PasswordStrength
 from authgate.services.user_sessions import UserSessionService
-from authgate.storage.engine import create_engine
-from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
+
+# One connection and one hashing thread: a command does one thing at a time.
+CLI_SIZES = Overrides(pool_size=1, hashing_workers=1)
 
 
 class OperatorError(Exception):
     """A one-line reason to stop with exit status 2 (usage, not found, refused)."""
+
+
+@asynccontextmanager
+async def cli_services(
+    settings: Settings, overrides: Overrides = CLI_SIZES
+) -> AsyncIterator[Services]:
+    """The composition root's services for one command. The CLI is an entry point:
+    the system clock is its to choose."""
+    async with open_services(settings, clock=SystemClock(), overrides=overrides) as services:
+        yield services
 
 
 @dataclass(frozen=True)
@@ -43,38 +51,16 @@ class Operator:
 
 @asynccontextmanager
 async def operator_services(settings: Settings) -> AsyncIterator[Operator]:
-    engine = create_engine(settings.effective_database_url, pool_size=1)
-    hasher = Argon2PasswordHasher(
-        Argon2Parameters(
-            time_cost=settings.password_hash_time_cost,
-            memory_kib=settings.password_hash_memory_kib,
-            parallelism=settings.password_hash_parallelism,
-        ),
-        workers=1,
-    )
-    # The CLI is a composition root: the system clock is its to choose.
-    clock = SystemClock()
-    uow = SqlUnitOfWorkFactory(engine)
-    audit = AuditTrail(uow=uow, clock=clock)
-    try:
-        yield Operator(
-            admin=AccountAdminService(
-                uow=uow,
-                clock=clock,
-                audit=audit,
-                hasher=hasher,
-                policy=PasswordPolicy(min_length=settings.password_min_length),
-                strength=PasswordStrength(min_score=settings.password_min_strength),
-            ),
-            deletion=AccountDeletionService(uow=uow, clock=clock, audit=audit),
-            sessions=UserSessionService(uow=uow, clock=clock, audit=audit),
-        )
-    except AuthError as exc:
-        # Not found, weak password, address taken...: the service's own words.
-        raise OperatorError(str(exc)) from None
-    finally:
-        hasher.close()
-        await engine.dispose()
+    async with cli_services(settings) as services:
+        try:
+            yield Operator(
+                admin=services.admin,
+                deletion=services.operator_deletion,
+                sessions=services.operator_sessions,
+            )
+        except AuthError as exc:
+            # Not found, weak password, address taken...: the service's own words.
+            raise OperatorError(str(exc)) from None
 
 
 def iso(value: datetime | None) -> str | None:

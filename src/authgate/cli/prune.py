@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from authgate.clock import SystemClock
+from authgate.cli.operator import cli_services
 from authgate.config import Settings
-from authgate.services.pruning import PruneReport, PruningService, RetentionPolicy
-from authgate.storage.engine import create_engine
-from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
+from authgate.services.pruning import PruneReport
 
 
 async def prune(settings: Settings) -> PruneReport:
-    engine = create_engine(settings.effective_database_url, pool_size=1)
-    try:
-        service = PruningService(
-            uow=SqlUnitOfWorkFactory(engine),
-            clock=SystemClock(),
-            policy=RetentionPolicy(
-                session_retention_days=settings.session_retention_days,
-                audit_retention_days=settings.audit_retention_days,
-                reuse_leeway_seconds=settings.refresh_reuse_leeway_seconds,
-            ),
-        )
-        return await service.run()
-    finally:
-        await engine.dispose()
+    async with cli_services(settings) as services:
+        return await services.pruning.run()

@@ -14,7 +14,7 @@ import asyncio
 import os
 import unicodedata
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,8 +44,15 @@ def normalize_password(password: str) -> str:
 
 class Argon2PasswordHasher:
     def __init__(
-        self, parameters: Argon2Parameters, *, workers: int = 0, max_pending: int = 128
+        self,
+        parameters: Argon2Parameters,
+        *,
+        workers: int = 0,
+        max_pending: int = 128,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the hashing jobs (default: ``workers`` threads of our
+        own); a given one is the caller's to shut down."""
         self.parameters = parameters
         # Hashing is the one CPU-bound step a stranger can trigger. Past this many
         # queued or running jobs a request is refused at once (503) instead of
@@ -61,7 +68,8 @@ class Argon2PasswordHasher:
             salt_len=16,
             type=Type.ID,
         )
-        self._executor = ThreadPoolExecutor(
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
             max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2"
         )
         # Hashed once, so an unknown email costs exactly one verification too.
@@ -134,4 +142,5 @@ class Argon2PasswordHasher:
         return self._verify_sync(wrapped.argon2_encoded, secret) and secret != ""
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -8,6 +8,7 @@ one thing a failed request writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 import structlog
@@ -20,9 +21,19 @@ _log = structlog.get_logger("authgate.audit")
 
 
 class AuditTrail:
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    """``sink`` receives each event once it is recorded (after its commit); by
+    default the JSON log (``authgate.audit``)."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        sink: Callable[[AuditEvent], None] | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._sink = sink or log_event
 
     def event(
         self,
@@ -50,20 +61,22 @@ class AuditTrail:
         once that transaction has committed, so the log never claims a change that
         was rolled back."""
         await uow.audit.add(event)
-        uow.after_commit(lambda: _emit(event))
+        sink = self._sink
+        uow.after_commit(lambda: sink(event))
 
     async def record(self, event: AuditEvent) -> None:
         """Record ``event`` in a transaction of its own (for refusals)."""
         async with self._uow() as uow:
             await uow.audit.add(event)
-        _emit(event)
+        self._sink(event)
 
     def emit(self, event: AuditEvent) -> None:
-        """Send ``event`` to the log only (repeats not worth a row each)."""
-        _emit(event)
+        """Send ``event`` to the sink only (repeats not worth a row each)."""
+        self._sink(event)
 
 
-def _emit(event: AuditEvent) -> None:
+def log_event(event: AuditEvent) -> None:
+    """The default sink: one structured log record per event."""
     _log.info(
         event.name,
         user_id=str(event.user_id) if event.user_id else None,

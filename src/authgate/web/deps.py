@@ -1,14 +1,19 @@
 """Dependencies as named ``Annotated`` aliases, so routes read ``accounts: Accounts``.
 
-All ``async def``: a plain ``def`` dependency would run in the thread pool.
+Every service comes from one typed accessor, :func:`services_of`; the aliases pick
+their service from it. All ``async def``: a plain ``def`` dependency would run in
+the thread pool.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from starlette.applications import Starlette
 
+from authgate.bootstrap import Services
 from authgate.domain.models import ClientInfo
 from authgate.services.account_deletion import AccountDeletionService
 from authgate.services.accounts import AccountService
@@ -17,57 +22,41 @@ from authgate.services.passwords_lifecycle import PasswordLifecycleService
 from authgate.services.provider_accounts import ProviderAccountService
 from authgate.services.sessions import SessionService
 from authgate.services.user_sessions import UserSessionService
-from authgate.web.container import Container
+
+_T = TypeVar("_T")
 
 
-async def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+def app_services(app: Starlette) -> Services:
+    """The services ``create_app`` put on the app (the one untyped read)."""
+    services: Services = app.state.services
+    return services
 
 
-async def _accounts(request: Request) -> AccountService:
-    container: Container = request.app.state.container
-    return container.accounts
+def services_of(request: Request) -> Services:
+    return app_services(request.app)
 
 
-async def _sessions(request: Request) -> SessionService:
-    container: Container = request.app.state.container
-    return container.sessions
+def _pick(service: Callable[[Services], _T]) -> Any:
+    """``Depends`` on one service of :func:`services_of`."""
+
+    async def dependency(request: Request) -> _T:
+        return service(app_services(request.app))
+
+    return Depends(dependency)
 
 
-async def _provider_accounts(request: Request) -> ProviderAccountService:
-    container: Container = request.app.state.container
-    return container.provider_accounts
+async def _services(request: Request) -> Services:
+    return app_services(request.app)
 
 
-async def _email_verification(request: Request) -> EmailVerificationService:
-    container: Container = request.app.state.container
-    return container.email_verification
-
-
-async def _passwords(request: Request) -> PasswordLifecycleService:
-    container: Container = request.app.state.container
-    return container.passwords
-
-
-async def _user_sessions(request: Request) -> UserSessionService:
-    container: Container = request.app.state.container
-    return container.user_sessions
-
-
-async def _account_deletion(request: Request) -> AccountDeletionService:
-    container: Container = request.app.state.container
-    return container.account_deletion
-
-
-AccountDeletion = Annotated[AccountDeletionService, Depends(_account_deletion)]
-UserSessions = Annotated[UserSessionService, Depends(_user_sessions)]
-EmailVerification = Annotated[EmailVerificationService, Depends(_email_verification)]
-Passwords = Annotated[PasswordLifecycleService, Depends(_passwords)]
-AppContainer = Annotated[Container, Depends(_container)]
-ProviderAccounts = Annotated[ProviderAccountService, Depends(_provider_accounts)]
-Accounts = Annotated[AccountService, Depends(_accounts)]
-Sessions = Annotated[SessionService, Depends(_sessions)]
+AppServices = Annotated[Services, Depends(_services)]
+Accounts = Annotated[AccountService, _pick(lambda s: s.accounts)]
+Sessions = Annotated[SessionService, _pick(lambda s: s.sessions)]
+ProviderAccounts = Annotated[ProviderAccountService, _pick(lambda s: s.provider_accounts)]
+EmailVerification = Annotated[EmailVerificationService, _pick(lambda s: s.email_verification)]
+Passwords = Annotated[PasswordLifecycleService, _pick(lambda s: s.passwords)]
+UserSessions = Annotated[UserSessionService, _pick(lambda s: s.user_sessions)]
+AccountDeletion = Annotated[AccountDeletionService, _pick(lambda s: s.account_deletion)]
 
 
 async def _client(request: Request) -> ClientInfo:

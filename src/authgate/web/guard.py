@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from authgate.errors import InvalidAccessToken, Unavailable
 from authgate.resource import Claims, InvalidToken, VerifierUnavailable
-from authgate.web.container import Container
+from authgate.web.deps import services_of
 
 
 def bearer_token(request: Request, *, accept_legacy_header: bool = False) -> str:
@@ -43,10 +43,10 @@ async def authenticate(request: Request, *, accept_legacy_header: bool = False) 
 
     Call it from any handler to protect it by hand.
     """
-    container: Container = request.app.state.container
+    verifier = services_of(request).access_token_verifier
     token = bearer_token(request, accept_legacy_header=accept_legacy_header)
     try:
-        return await container.access_token_verifier.verify(token)
+        return await verifier.verify(token)
     except InvalidToken as exc:
         # One failure mode to the caller; which check failed goes to the log only.
         raise InvalidAccessToken(detail_for_log=exc.reason) from None

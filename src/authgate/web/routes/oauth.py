@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from authgate.errors import AuthError
 from authgate.oauth.discovery import INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH
-from authgate.web.deps import AppContainer, Client
+from authgate.web.deps import AppServices, Client
 from authgate.web.oauth_forms import presented_client, read_form
 from authgate.web.problems import OAUTH_NO_STORE, oauth_error_response
 
@@ -64,20 +63,20 @@ async def _answer(call: Callable[[], Awaitable[dict[str, Any] | None]]) -> Respo
 
 
 @router.post(TOKEN_PATH, openapi_extra=_TOKEN_FORM)
-async def token(request: Request, container: AppContainer, client: Client) -> Response:
+async def token(request: Request, services: AppServices, client: Client) -> Response:
     async def call() -> dict[str, Any]:
         form = await read_form(request)
-        return await container.oauth.token(form, presented_client(request, form), client)
+        return await services.oauth.token(form, presented_client(request, form), client)
 
     return await _answer(call)
 
 
 @router.post(REVOKE_PATH, openapi_extra=_TOKEN_QUERY_FORM)
-async def revoke(request: Request, container: AppContainer, client: Client) -> Response:
+async def revoke(request: Request, services: AppServices, client: Client) -> Response:
     async def call() -> None:
         form = await read_form(request)
         presented = presented_client(request, form)
-        await container.oauth.revoke(
+        await services.oauth.revoke(
             form.get("token"), form.get("token_type_hint"), presented, client
         )
 
@@ -85,35 +84,31 @@ async def revoke(request: Request, container: AppContainer, client: Client) -> R
 
 
 @router.post(INTROSPECT_PATH, openapi_extra=_TOKEN_QUERY_FORM)
-async def introspect(request: Request, container: AppContainer, client: Client) -> Response:
+async def introspect(request: Request, services: AppServices, client: Client) -> Response:
     async def call() -> dict[str, Any]:
         form = await read_form(request)
         presented = presented_client(request, form)
-        return await container.oauth.introspect(
+        return await services.oauth.introspect(
             form.get("token"), form.get("token_type_hint"), presented, client
         )
 
     return await _answer(call)
 
 
-def _discovery(container: AppContainer) -> Response:
+def _discovery(services: AppServices) -> Response:
     return Response(
-        content=container.discovery_body,
+        content=services.discovery_body,
         media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={container.jwks_max_age_seconds}"},
+        headers={"Cache-Control": f"public, max-age={services.settings.jwks_max_age_seconds}"},
     )
 
 
 @router.get("/.well-known/oauth-authorization-server", response_class=Response)
-async def authorization_server_metadata(container: AppContainer) -> Response:
-    return _discovery(container)
+async def authorization_server_metadata(services: AppServices) -> Response:
+    return _discovery(services)
 
 
 @router.get("/.well-known/openid-configuration", response_class=Response)
-async def openid_configuration(container: AppContainer) -> Response:
+async def openid_configuration(services: AppServices) -> Response:
     # The same members (RFC 8414 §5): many middlewares only read this path.
-    return _discovery(container)
-
-
-def discovery_body(metadata: dict[str, Any]) -> bytes:
-    return json.dumps(metadata, separators=(",", ":")).encode()
+    return _discovery(services)

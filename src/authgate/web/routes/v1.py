@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from authgate.errors import AccountNotFound
 from authgate.oauth.clients import PresentedClient
 from authgate.services.provider_accounts import ProviderNames
-from authgate.web.deps import Accounts, AppContainer, Client, ProviderAccounts, Sessions
+from authgate.web.deps import Accounts, AppServices, Client, ProviderAccounts, Sessions
 from authgate.web.guard import CurrentClaims
 from authgate.web.responses import private, sign_up_response, token_response
 from authgate.web.schemas import (
@@ -67,7 +67,7 @@ async def sign_up(body: CredentialsSignUp, accounts: Accounts, client: Client) -
 
 @router.post("/auth/credentials", response_model=TokenResponse)
 async def sign_in(
-    body: ClientSignIn, accounts: Accounts, client: Client, container: AppContainer
+    body: ClientSignIn, accounts: Accounts, client: Client, services: AppServices
 ) -> Response:
     oauth_client = None
     if body.clientId is not None:
@@ -77,7 +77,7 @@ async def sign_in(
             body.clientSecret,
             "none" if body.clientSecret is None else "client_secret_post",
         )
-        oauth_client = await container.oauth.client_for_sign_in(presented, client)
+        oauth_client = await services.oauth.client_for_sign_in(presented, client)
     pair = await accounts.sign_in(body.email, body.password, client, oauth_client=oauth_client)
     return token_response(pair)
 

@@ -7,19 +7,19 @@ from sqlalchemy import text
 
 from authgate.errors import Unavailable
 from authgate.storage.faults import is_database_outage
-from authgate.web.deps import AppContainer
+from authgate.web.deps import AppServices
 from authgate.web.schemas import HealthResponse
 
 router = APIRouter(tags=["well-known"])
 
 
 @router.get("/.well-known/jwks.json", response_class=Response)
-async def jwks(container: AppContainer) -> Response:
+async def jwks(services: AppServices) -> Response:
     # Serialized once per ring snapshot; a rotation swaps the whole body.
     return Response(
-        content=container.key_ring.jwks_body,
+        content=services.key_ring.jwks_body,
         media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={container.jwks_max_age_seconds}"},
+        headers={"Cache-Control": f"public, max-age={services.settings.jwks_max_age_seconds}"},
     )
 
 
@@ -29,9 +29,9 @@ async def healthz() -> HealthResponse:
 
 
 @router.get("/readyz", response_model=HealthResponse)
-async def readyz(container: AppContainer) -> HealthResponse:
+async def readyz(services: AppServices) -> HealthResponse:
     try:
-        async with container.engine.connect() as connection:
+        async with services.engine.connect() as connection:
             result = await connection.execute(text("SELECT version_num FROM alembic_version"))
             revision = result.scalar()
     except Exception as exc:
@@ -43,9 +43,9 @@ async def readyz(container: AppContainer) -> HealthResponse:
         raise Unavailable(
             "The database is not reachable or not migrated.", detail_for_log=repr(exc)
         ) from None
-    if container.schema_revision is not None and revision != container.schema_revision:
+    if services.schema_revision is not None and revision != services.schema_revision:
         raise Unavailable(
             "The database schema is not at the version this server needs; run authgate migrate.",
-            detail_for_log=f"schema at {revision!r}, code expects {container.schema_revision!r}",
+            detail_for_log=f"schema at {revision!r}, code expects {services.schema_revision!r}",
         )
     return HealthResponse(status="ok")

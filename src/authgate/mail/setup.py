@@ -1,4 +1,4 @@
-"""Builds the mail pieces from settings (part of the web composition root)."""
+"""Builds the mail pieces from settings (for the composition root, authgate.bootstrap)."""
 
 from __future__ import annotations
 
