@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
@@ -32,6 +33,7 @@ from authgate.crypto.keyring import KeyRing, KeyRingRefresher, RingLoader
 from authgate.crypto.keys import KeyError_, KeySet, load_key_set
 from authgate.crypto.passwords import Argon2Parameters, Argon2PasswordHasher
 from authgate.crypto.refresh_secrets import SuccessorSealer
+from authgate.domain.observations import NO_OBSERVER, Observer
 from authgate.errors import Unavailable
 from authgate.identity.providers import build_verifiers
 from authgate.logs import route_events_to_stdlib
@@ -62,6 +64,9 @@ from authgate.web.mail_setup import build_mail
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
 from authgate.web.routes import account, legacy, oauth, v1, well_known
 from authgate.web.routes import sessions as sessions_routes
+
+if TYPE_CHECKING:
+    from authgate.metrics import PrometheusMetrics
 
 logger = logging.getLogger("authgate")
 OPENAPI_URL = "/openapi.json"
@@ -157,6 +162,9 @@ def create_app(
     ring_secret = server_secret
     if announce:
         log_development_warnings(settings, logger)
+    # METRICS_PORT: Prometheus metrics, served by `authgate serve` on their own port.
+    metrics = prometheus_metrics(settings)
+    observer: Observer = metrics if metrics is not None else NO_OBSERVER
     # Services get only the keys derived from the secret.
     sealer = SuccessorSealer(server_secret.refresh_sealing_keys())
     throttle_key = server_secret.throttle_key()
@@ -177,7 +185,10 @@ def create_app(
             ),
             workers=hashing_threads(settings),
             max_pending=settings.password_hash_max_pending,
+            observer=observer,
         )
+        if metrics is not None:
+            metrics.watch_pool(engine)
         # One pooled client for every provider's JWKS, closed with the app.
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.provider_http_timeout_seconds),
@@ -191,6 +202,7 @@ def create_app(
             refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
             clock_skew_seconds=settings.provider_clock_skew_seconds,
             jwks_timeout_seconds=settings.provider_http_timeout_seconds,
+            observer=observer,
         )
         uow = SqlUnitOfWorkFactory(engine)
         ring_refresher: KeyRingRefresher | None = None
@@ -276,6 +288,7 @@ def create_app(
             audit=audit,
             throttles=throttles,
             sealer=sealer,
+            observer=observer,
         )
         mail = build_mail(settings, uow=uow, clock=clock)
         clients = ClientRegistry(
@@ -335,6 +348,7 @@ def create_app(
             strength=password_strength,
             outbox=mail.outbox,
             email_verification=settings.email_verification,
+            observer=observer,
         )
         provider_accounts = ProviderAccountService(
             uow=uow,
@@ -458,7 +472,24 @@ def create_app(
     app.add_middleware(JsonRequestGuard)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    if metrics is not None:
+        # Outermost: it times and counts every answer, refusals of the others included.
+        from authgate.web.request_metrics import RequestMetrics
+
+        app.add_middleware(RequestMetrics, metrics=metrics)
+    app.state.metrics = metrics
     return app
+
+
+def prometheus_metrics(settings: Settings) -> PrometheusMetrics | None:
+    """The metrics adapter when METRICS_PORT is set, else None. Imported only then:
+    prometheus_client picks its multiprocess mode at import, after `authgate serve`
+    has set PROMETHEUS_MULTIPROC_DIR (authgate.metrics_listener)."""
+    if settings.metrics_port is None:
+        return None
+    from authgate.metrics import PrometheusMetrics
+
+    return PrometheusMetrics()
 
 
 def create_app_from_env() -> FastAPI:
