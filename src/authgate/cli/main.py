@@ -100,7 +100,12 @@ def _serve(settings: Settings, metrics_listener: MetricsListener | None) -> int:
                 f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
                 f"(METRICS_HOST, METRICS_PORT): {exc.strerror or exc}"
             ) from None
-        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        logger.info(
+            "metrics on http://%s:%d/metrics (workers' files in %s)",
+            settings.metrics_host,
+            settings.metrics_port,
+            metrics_listener.directory,
+        )
     uvicorn.run(
         "authgate.web.app:create_app_from_env",
         factory=True,
