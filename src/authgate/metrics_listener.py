@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -59,10 +60,25 @@ class MetricsListener:
         registry.register(_LiveWorkersCollector(self.directory))
         self._server, self._thread = start_http_server(self.port, self.host, registry)
 
+    def close_on_sigterm(self) -> None:
+        """Remove the directory on SIGTERM too. With one worker uvicorn serves in this
+        process and, after its graceful shutdown, re-raises SIGTERM under the handler
+        it found, so no ``finally`` runs: the handler it finds is this one, which cleans
+        up and hands the signal on (to coverage's handler in tests, else the default)."""
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, _frame: object) -> None:
+            self.close()
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         if os.environ.get(ENV_VARIABLE) == str(self.directory):
             del os.environ[ENV_VARIABLE]
         shutil.rmtree(self.directory, ignore_errors=True)

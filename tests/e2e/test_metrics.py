@@ -148,7 +148,7 @@ def test_counters_summed_over_two_workers_on_a_separate_loopback_port(tmp_path: 
         httpx.get(url, timeout=2)
 
 
-def test_the_metrics_listener_binds_loopback_only_by_default(tmp_path: Path) -> None:
+def test_one_worker_binds_loopback_by_default_and_cleans_up_on_sigterm(tmp_path: Path) -> None:
     metrics_port = free_port()
     with running_server(
         tmp_path,
@@ -157,3 +157,8 @@ def test_the_metrics_listener_binds_loopback_only_by_default(tmp_path: Path) -> 
     ) as server:
         assert f"metrics on http://127.0.0.1:{metrics_port}/metrics" in server.log()
         assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).status_code == 200
+        directory = re.search(r"workers' files in (\S+?)\)", server.log())
+        assert directory is not None, server.log()
+    # One worker: uvicorn serves in the serving process and ends it by re-raising
+    # SIGTERM, which must still remove the directory.
+    assert not Path(directory.group(1)).exists()

@@ -57,7 +57,9 @@ def _metrics_listener(settings: Settings) -> MetricsListener | None:
         return None
     from authgate.metrics_listener import MetricsListener
 
-    return MetricsListener.prepare(host=settings.metrics_host, port=settings.metrics_port)
+    listener = MetricsListener.prepare(host=settings.metrics_host, port=settings.metrics_port)
+    listener.close_on_sigterm()
+    return listener
 
 
 def _serve(settings: Settings, metrics_listener: MetricsListener | None) -> int:
