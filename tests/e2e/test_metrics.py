@@ -123,7 +123,8 @@ def test_counters_summed_over_two_workers_on_a_separate_loopback_port(tmp_path: 
         )
         # Both workers' files are summed: each SQLite pool keeps one connection.
         assert value("authgate_db_pool_size") == 2
-        assert value("authgate_db_pool_checked_out") == 0
+        # In use: at most the two connections (background tasks may hold one).
+        assert 0 <= value("authgate_db_pool_checked_out") <= 2
         assert value("authgate_password_hash_pending") == 0
 
         text = httpx.get(url, timeout=10).text
