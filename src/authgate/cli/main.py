@@ -41,6 +41,12 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported before logging is configured, as they always were: alembic logs its
+    # plugin set-up at import, which would add lines to a one-line start-up error.
+    # (Neither imports prometheus_client.)
+    import authgate.storage.migrate
+    import authgate.web.app  # noqa: F401
+
     settings = _settings(args)
     _configure_logging(settings)
     # First, before anything imports prometheus_client (authgate.metrics_listener).
