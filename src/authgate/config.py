@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # default: uvicorn would otherwise trust 127.0.0.1, and anyone on the box
     # could then pick their own client address.
     trusted_proxies: str = ""
+    # Prometheus metrics (GET /metrics) on their own listener, never the public one:
+    # off unless METRICS_PORT is set; loopback unless METRICS_HOST says otherwise
+    # (docs/operations.md: what a non-loopback address exposes).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     database_url: str | None = None
     mysql_host: str | None = None
@@ -382,6 +387,16 @@ class Settings(BaseSettings):
         if value.strip():
             _parse_providers(value)
         return value
+
+    @model_validator(mode="after")
+    def _metrics_port_apart(self) -> Settings:
+        # The metrics listener must never share the public one.
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"METRICS_PORT ({self.metrics_port}) must differ from PORT: metrics are "
+                "never served on the public listener"
+            )
+        return self
 
     @model_validator(mode="after")
     def _providers_build(self) -> Settings:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from authgate.bootstrap import static_key_set
 from authgate.config import SettingsError, load_settings
 from authgate.crypto.keys import KeyError_, write_key_pair
 from authgate.storage.engine import SERVERLESS_POOL
-from authgate.bootstrap import static_key_set
 from tests.support.server_secrets import TEST_SECRET_TEXT
 
 MARIADB = "mysql+asyncmy://authgate:pw@aurora.example:3306/authgate"

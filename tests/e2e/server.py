@@ -35,7 +35,7 @@ def clean_environment(**values: str) -> dict[str, str]:
         "PUBLIC_URL", "JWT_ISSUER", "WORKERS", "DOCS_ENABLED",
         "SECRET_KEY", "SECRET_KEY_PATH", "SECRET_KEY_PREVIOUS", "SECRET_KEY_PREVIOUS_PATH",
         "JWT_PREVIOUS_PUBLIC_KEY_PATHS", "KEY_ROTATION_DAYS", "KEY_RING_REFRESH_SECONDS",
-        "JWKS_MAX_AGE_SECONDS",
+        "JWKS_MAX_AGE_SECONDS", "METRICS_PORT", "METRICS_HOST", "PROMETHEUS_MULTIPROC_DIR",
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(values)

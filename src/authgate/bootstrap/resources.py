@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from authgate.crypto.keys import KeySet
     from authgate.crypto.passwords import Argon2PasswordHasher
     from authgate.domain.models import AuditEvent
+    from authgate.domain.observations import Observer
+    from authgate.metrics import PrometheusMetrics
     from authgate.server_secret import ServerSecret
     from authgate.services.signing_keys import SigningKeyService
     from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
@@ -226,7 +228,27 @@ class Resources:
             # A Lambda container: one connection, pinged after a freeze.
             serverless=settings.on_lambda,
         )
+        if self.metrics is not None:
+            self.metrics.watch_pool(engine)
         return engine  # disposed by aclose, after everything that may use it
+
+    @cached_property
+    def metrics(self) -> PrometheusMetrics | None:
+        """The Prometheus adapter when METRICS_PORT is set, else None. Imported only
+        then: prometheus_client picks its multiprocess mode at import, after
+        `authgate serve` has set PROMETHEUS_MULTIPROC_DIR (authgate.metrics_listener)."""
+        if self.settings.metrics_port is None:
+            return None
+        from authgate.metrics import PrometheusMetrics
+
+        return PrometheusMetrics()
+
+    @cached_property
+    def observer(self) -> Observer:
+        """Where services report what an operator counts (a no-op without metrics)."""
+        from authgate.domain.observations import NO_OBSERVER
+
+        return self.metrics if self.metrics is not None else NO_OBSERVER
 
     @cached_property
     def uow(self) -> SqlUnitOfWorkFactory:
@@ -249,6 +271,7 @@ class Resources:
             ),
             workers=self.overrides.hashing_workers or hashing_threads(settings),
             max_pending=settings.password_hash_max_pending,
+            observer=self.observer,
         )
         self._resources.callback(hasher.close)
         return hasher

@@ -84,6 +84,7 @@ class Services(Resources):
             refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
             clock_skew_seconds=settings.provider_clock_skew_seconds,
             jwks_timeout_seconds=settings.provider_http_timeout_seconds,
+            observer=self.observer,
         )
 
     @cached_property
@@ -154,6 +155,7 @@ class Services(Resources):
             throttles=self.throttles,
             # Services get only the keys derived from the secret.
             sealer=SuccessorSealer(self.server_secret.refresh_sealing_keys()),
+            observer=self.observer,
         )
 
     @cached_property
@@ -268,6 +270,7 @@ class Services(Resources):
             strength=self.password_strength,
             outbox=self.mail.outbox,
             email_verification=self.settings.email_verification,
+            observer=self.observer,
         )
 
     @cached_property

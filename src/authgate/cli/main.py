@@ -9,10 +9,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from authgate import __version__
 from authgate.config import SUPPORTED_ALGORITHMS, Settings, SettingsError, load_settings
 from authgate.crypto.keys import KeyError_, load_private_key, make_signing_key, write_key_pair
+
+if TYPE_CHECKING:
+    from authgate.metrics_listener import MetricsListener
 
 logger = logging.getLogger("authgate")
 
@@ -37,6 +41,34 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported before logging is configured, as they always were: alembic logs its
+    # plugin set-up at import, which would add lines to a one-line start-up error.
+    # (Neither imports prometheus_client.)
+    import authgate.storage.migrate
+    import authgate.web.app  # noqa: F401
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    # First, before anything imports prometheus_client (authgate.metrics_listener).
+    metrics_listener = _metrics_listener(settings)
+    try:
+        return _serve(settings, metrics_listener)
+    finally:
+        if metrics_listener is not None:
+            metrics_listener.close()
+
+
+def _metrics_listener(settings: Settings) -> MetricsListener | None:
+    if settings.metrics_port is None:
+        return None
+    from authgate.metrics_listener import MetricsListener
+
+    listener = MetricsListener.prepare(host=settings.metrics_host, port=settings.metrics_port)
+    listener.close_on_sigterm()
+    return listener
+
+
+def _serve(settings: Settings, metrics_listener: MetricsListener | None) -> int:
     import uvicorn
 
     from authgate.bootstrap import static_key_set
@@ -46,8 +78,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authgate.storage.migrate import upgrade_url
     from authgate.web.http_protocol import BoundedHttpToolsProtocol
 
-    settings = _settings(args)
-    _configure_logging(settings)
     # Before forking workers: create the development secret once, and fail fast on
     # a missing, weak or exposed secret and on bad static keys. (The database ring
     # is created, on first start, by the first worker's lifespan.)
@@ -70,6 +100,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     trusted = settings.trusted_proxy_list
     # The warnings above are printed once per start, not again by each worker.
     mark_startup_reported()
+    if metrics_listener is not None:
+        try:
+            metrics_listener.start()
+        except OSError as exc:
+            raise CliError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+                f"(METRICS_HOST, METRICS_PORT): {exc.strerror or exc}"
+            ) from None
+        logger.info(
+            "metrics on http://%s:%d/metrics (workers' files in %s)",
+            settings.metrics_host,
+            settings.metrics_port,
+            metrics_listener.directory,
+        )
     uvicorn.run(
         "authgate.web.app:create_app_from_env",
         factory=True,

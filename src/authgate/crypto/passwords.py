@@ -23,6 +23,7 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from authgate.crypto.legacy_hashes import LegacyHash, WrappedHash, is_wrapped, parse_wrapped
+from authgate.domain.observations import NO_OBSERVER, Observer
 from authgate.errors import Unavailable
 
 _R = TypeVar("_R")
@@ -50,10 +51,12 @@ class Argon2PasswordHasher:
         workers: int = 0,
         max_pending: int = 128,
         executor: Executor | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         """``executor`` runs the hashing jobs (default: ``workers`` threads of our
         own); a given one is the caller's to shut down."""
         self.parameters = parameters
+        self._observer = observer
         # Hashing is the one CPU-bound step a stranger can trigger. Past this many
         # queued or running jobs a request is refused at once (503) instead of
         # waiting seconds: latency stays bounded and the event loop keeps serving
@@ -87,11 +90,13 @@ class Argon2PasswordHasher:
                 detail_for_log=f"password hashing queue full ({self._max_pending})",
             )
         self._pending += 1
+        self._observer.hashing_pending(self._pending)
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, function, *args)
         finally:
             self._pending -= 1
+            self._observer.hashing_pending(self._pending)
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hasher.hash, normalize_password(password))

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from authgate.clock import Clock
+from authgate.domain.observations import NO_OBSERVER, Observer
 from authgate.errors import InvalidIdToken, ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -251,8 +252,10 @@ class JwksCache:
         default_ttl_seconds: float = 3600.0,
         refetch_cooldown_seconds: float = 60.0,
         label: str | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.url = require_secure_url(url)
+        self._observer = observer
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
         if not 0 <= min_ttl_seconds <= max_ttl_seconds:
@@ -375,6 +378,7 @@ class JwksCache:
             self._last_ok = ok
             self._generation += 1
             self._inflight = None
+            self._observer.jwks_fetch(self.label, ok=ok)
 
     async def _fetch(self) -> tuple[_KeySet, float]:
         try:

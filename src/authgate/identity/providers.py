@@ -11,6 +11,7 @@ from typing import Final
 import httpx
 
 from authgate.clock import Clock
+from authgate.domain.observations import NO_OBSERVER, Observer
 from authgate.identity.jwks import JwksCache, require_secure_url
 from authgate.identity.oidc import (
     SUPPORTED_ALGORITHMS,
@@ -130,6 +131,7 @@ def build_verifiers(
     jwks_min_ttl_seconds: float = 60.0,
     jwks_max_ttl_seconds: float = 24 * 3600.0,
     jwks_default_ttl_seconds: float = 3600.0,
+    observer: Observer = NO_OBSERVER,
 ) -> dict[str, OidcVerifier]:
     """One verifier per provider, keyed by name; each has its own key cache.
 
@@ -150,6 +152,7 @@ def build_verifiers(
             default_ttl_seconds=jwks_default_ttl_seconds,
             refetch_cooldown_seconds=refetch_cooldown_seconds,
             label=config.name,
+            observer=observer,
         )
         verifiers[config.name] = OidcVerifier(
             config, keys=keys, clock=clock, clock_skew_seconds=clock_skew_seconds

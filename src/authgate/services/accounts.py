@@ -11,6 +11,7 @@ from uuid import UUID
 from authgate.clock import Clock
 from authgate.domain.emails import lookup_key, parse_email
 from authgate.domain.models import ClientInfo, OAuthClient, TokenPair, User
+from authgate.domain.observations import NO_OBSERVER, Observer, SignInOutcome
 from authgate.domain.ports import PasswordHasher, PasswordRule, Throttles, UnitOfWorkFactory
 from authgate.errors import (
     AccountDisabled,
@@ -18,6 +19,7 @@ from authgate.errors import (
     EmailNotVerified,
     InvalidCredentials,
     InvalidInput,
+    TooManyRequests,
 )
 from authgate.services.audit import AuditTrail
 from authgate.services.mail_delivery import MailOutbox
@@ -57,7 +59,9 @@ class AccountService:
         strength: PasswordRule,
         outbox: MailOutbox | None = None,
         email_verification: str = "off",
+        observer: Observer = NO_OBSERVER,
     ) -> None:
+        self._observer = observer
         # Email verification (issue 11): off | optional | required; the outbox
         # carries the sign-up mail when it is not off.
         self._outbox = outbox
@@ -118,6 +122,22 @@ class AccountService:
     ) -> TokenPair:
         """Start a session; ``oauth_client`` (authenticated by the caller) owns it,
         None: the default client."""
+        try:
+            pair = await self._sign_in(email, password, client, oauth_client=oauth_client)
+        except Exception as exc:
+            self._observer.sign_in(_sign_in_outcome(exc))
+            raise
+        self._observer.sign_in(SignInOutcome.OK)
+        return pair
+
+    async def _sign_in(
+        self,
+        email: str,
+        password: str,
+        client: ClientInfo,
+        *,
+        oauth_client: OAuthClient | None,
+    ) -> TokenPair:
         await self._throttles.check_ip("auth", client.address or "")
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidCredentials(detail_for_log="password over the maximum length")
@@ -225,3 +245,29 @@ def clean_name(value: str, *, limit: int = MAX_NAME_LENGTH) -> str:
     if len(cleaned) > limit:
         raise InvalidInput(f"Names must be at most {limit} characters.")
     return cleaned
+
+
+# The refusal reasons ``_refuse`` gives (and audits) that are sign-in outcomes too.
+_REFUSAL_OUTCOMES = {
+    outcome.value: outcome
+    for outcome in (
+        SignInOutcome.WRONG_PASSWORD,
+        SignInOutcome.UNKNOWN_EMAIL,
+        SignInOutcome.NO_PASSWORD,
+    )
+}
+
+
+def _sign_in_outcome(exc: Exception) -> SignInOutcome:
+    """How a refused sign-in is counted (the most specific class first)."""
+    if isinstance(exc, AccountLocked):
+        return SignInOutcome.LOCKED
+    if isinstance(exc, TooManyRequests):
+        return SignInOutcome.THROTTLED
+    if isinstance(exc, InvalidCredentials):
+        return _REFUSAL_OUTCOMES.get(exc.detail_for_log or "", SignInOutcome.INVALID)
+    if isinstance(exc, AccountDisabled):
+        return SignInOutcome.DISABLED
+    if isinstance(exc, EmailNotVerified):
+        return SignInOutcome.UNVERIFIED
+    return SignInOutcome.ERROR

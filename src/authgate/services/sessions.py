@@ -37,8 +37,9 @@ from authgate.domain.models import (
     TokenPair,
     User,
 )
+from authgate.domain.observations import NO_OBSERVER, Observer, RefreshOutcome
 from authgate.domain.ports import AccessTokenIssuer, Throttles, UnitOfWork, UnitOfWorkFactory
-from authgate.errors import InvalidRefreshToken, RefreshTokenReused
+from authgate.errors import InvalidRefreshToken, RefreshTokenReused, TooManyRequests
 from authgate.services.audit import AuditTrail
 
 
@@ -102,7 +103,9 @@ class SessionService:
         audit: AuditTrail,
         throttles: Throttles,
         sealer: SuccessorSealer,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._throttles = throttles
         self._sealer = sealer
         self._uow = uow
@@ -182,6 +185,32 @@ class SessionService:
         """Rotate ``token``. ``expected_email_key`` is the Serverless seed's extra check;
         ``oauth_client`` the client presenting it (None: the default client), which
         must be the one the session was issued to."""
+        try:
+            pair, outcome = await self._refresh(token, client, expected_email_key, oauth_client)
+        except RefreshTokenReused:
+            self._observer.refresh(RefreshOutcome.REUSED)
+            raise
+        except TooManyRequests:
+            self._observer.refresh(RefreshOutcome.THROTTLED)
+            raise
+        except InvalidRefreshToken:
+            self._observer.refresh(RefreshOutcome.INVALID)
+            raise
+        except Exception:
+            self._observer.refresh(RefreshOutcome.ERROR)
+            raise
+        self._observer.refresh(
+            RefreshOutcome.RETRIED if outcome is RotationOutcome.RETRIED else RefreshOutcome.ROTATED
+        )
+        return pair
+
+    async def _refresh(
+        self,
+        token: str,
+        client: ClientInfo,
+        expected_email_key: str | None,
+        oauth_client: OAuthClient | None,
+    ) -> tuple[TokenPair, RotationOutcome]:
         await self._throttles.check_ip("refresh", client.address or "")
         token_hash = _hash_presented(token)
         expected_client = oauth_client.session_client_id if oauth_client else None
@@ -202,7 +231,7 @@ class SessionService:
             raise RefreshTokenReused(
                 detail_for_log=f"reuse detected in session {rotation.session_id}"
             )
-        return self.tokens_for(
+        pair = self.tokens_for(
             StartedSession(
                 user=rotation.user,
                 session_id=rotation.session_id,
@@ -210,6 +239,7 @@ class SessionService:
                 client=oauth_client,
             )
         )
+        return pair, rotation.outcome
 
     async def _rotate(
         self,

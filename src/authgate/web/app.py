@@ -109,6 +109,13 @@ def create_app(
     app.add_middleware(JsonRequestGuard)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    metrics = services.metrics
+    if metrics is not None:
+        # Outermost: it times and counts every answer, refusals of the others included.
+        from authgate.web.request_metrics import RequestMetrics
+
+        app.add_middleware(RequestMetrics, metrics=metrics)
+    app.state.metrics = metrics
     return app
 
 
