@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authgate.storage.migrate import upgrade_url
     from authgate.web.app import static_key_set
     from authgate.web.http_protocol import BoundedHttpToolsProtocol
+    from authgate.web.instance_setup import check_counting_alone
 
     settings = _settings(args)
     _configure_logging(settings)
@@ -67,6 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logger.info("database %s is at the latest migration", url.render_as_string())
     elif is_sqlite(url):
         logger.info("AUTO_MIGRATE=false: not migrating %s", url.render_as_string())
+    # memory:// counters beside another live instance count alone: refused in
+    # production, a warning in development.
+    asyncio.run(check_counting_alone(settings))
     trusted = settings.trusted_proxy_list
     # The warnings above are printed once per start, not again by each worker.
     mark_startup_reported()

@@ -58,6 +58,7 @@ from authgate.storage.unit_of_work import SqlUnitOfWorkFactory
 from authgate.throttling import AuthThrottles, RateLimit, build_throttle
 from authgate.web import docs, problems
 from authgate.web.container import Container
+from authgate.web.instance_setup import build_heartbeat
 from authgate.web.mail_setup import build_mail
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
 from authgate.web.routes import account, legacy, oauth, v1, well_known
@@ -398,9 +399,18 @@ def create_app(
             if ring_refresher is not None
             else None
         )
+        # This process's heartbeat row (table instances), deleted at shutdown.
+        heartbeat = build_heartbeat(settings, engine=engine, clock=clock)
+        heartbeat_task = asyncio.create_task(heartbeat.run_forever(), name="authgate-heartbeat")
         try:
             yield
         finally:
+            await heartbeat.stop()
+            with contextlib.suppress(Exception):
+                # A beat in hand finishes (the connect timeout at most).
+                await asyncio.wait_for(
+                    heartbeat_task, timeout=settings.db_connect_timeout_seconds + 5
+                )
             if ring_task is not None:
                 ring_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
