@@ -4,6 +4,7 @@ memory:// counters beside a live instance, and a rolling upgrade's window."""
 from __future__ import annotations
 
 import secrets
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_memory_counters_beside_a_live_instance_refuse_in_production(tmp_path: P
         ((host, pid, kind),) = _rows(
             database, "SELECT host, pid, rate_limit_storage FROM instances"
         )
-        assert (pid, kind) == (first.process.pid, "memory")
+        assert (host, pid, kind) == (socket.gethostname(), first.process.pid, "memory")
         refused = _serve_fails(second_dir, **production)
         assert refused.returncode == 2, refused.stderr
         (line,) = _errors(refused)
