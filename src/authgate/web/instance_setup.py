@@ -22,8 +22,8 @@ from authgate.storage.instances import SqlInstanceRegistry
 logger = logging.getLogger("authgate")
 
 # "pid:id": the row ``serve`` wrote before starting uvicorn, taken over by the app in
-# that same process (WORKERS=1) so there is no moment without a row. Workers (other
-# pids) get their own rows; the serve process's goes stale and is pruned.
+# that same process (WORKERS=1) so there is no moment without a row. With WORKERS>1
+# the supervisor deletes its row after the check and each worker writes its own.
 INSTANCE_ID_ENV: Final = "AUTHGATE_INSTANCE_ID"
 
 
@@ -74,7 +74,11 @@ async def check_counting_alone(settings: Settings) -> None:
                 raise
             logger.warning("cannot check for other instances on the database: %r", exc)
             return
-        os.environ[INSTANCE_ID_ENV] = f"{os.getpid()}:{heartbeat.instance_id}"
+        if settings.workers == 1:
+            os.environ[INSTANCE_ID_ENV] = f"{os.getpid()}:{heartbeat.instance_id}"
+        else:
+            # The supervisor serves nothing: each worker writes its own row.
+            await heartbeat.stop()
         if finding is None:
             return
         if settings.is_production:
