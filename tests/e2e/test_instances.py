@@ -16,6 +16,7 @@ from tests.e2e.server import authgate_command, clean_environment, running_server
 
 pytestmark = pytest.mark.e2e
 
+PASSWORD = "Moo00!_*&x"
 FAST = {"PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "8"}
 
 
@@ -137,3 +138,90 @@ def test_this_release_serves_a_newer_database_within_its_window(tmp_path: Path) 
     assert refused.returncode == 1, refused.stderr
     (line,) = _errors(refused)
     assert "upgrade this instance" in line, refused.stderr
+
+
+def _previous_release(tmp_path: Path) -> Path:
+    """The code as it was before the head migration was added (git archive of the
+    parent of the commit that added it), or skip outside a git checkout."""
+    from authgate.storage.migrate import head_revision
+
+    checkout = Path(__file__).resolve().parents[2]
+    versions = "src/authgate/storage/migrations/versions"
+    try:
+        (head_file,) = [p for p in (checkout / versions).glob(f"{head_revision()}_*.py")]
+        added = subprocess.run(
+            [
+                "git",
+                "log",
+                "-1",
+                "--diff-filter=A",
+                "--format=%H",
+                "--",
+                f"{versions}/{head_file.name}",
+            ],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        if not added:
+            raise ValueError("the head migration is not committed yet")
+        target = tmp_path / "previous"
+        target.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", f"{added}^", "src"],
+            cwd=checkout,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True, timeout=60)
+    except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"no previous release to run: {exc}")
+    return target / "src"
+
+
+def test_the_previous_release_serves_beside_this_one_on_the_migrated_database(
+    tmp_path: Path,
+) -> None:
+    """This release migrates; the previous release's code (same dependencies) goes on
+    answering sign-ups, sign-ins and refreshes on that database: the head migration
+    is an expansion. (Its /readyz still wants the exact revision: the window starts
+    with the release that ships 0009; docs/deploy.md says so.)"""
+    previous_src = _previous_release(tmp_path)
+    database = tmp_path / "shared.db"
+    settings = {
+        **FAST,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        # One deployment, one secret (it seals the shared key ring).
+        "SECRET_KEY": secrets.token_urlsafe(32),
+    }
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    with running_server(tmp_path / "new", **settings) as new:
+        with running_server(
+            tmp_path / "old", **settings, AUTO_MIGRATE="false", PYTHONPATH=str(previous_src)
+        ) as old:
+            # Only this release writes heartbeat rows: the other process is the old code.
+            assert [pid for (pid,) in _rows(database, "SELECT pid FROM instances")] == [
+                new.process.pid
+            ]
+            for server, email in ((old, "old@cow.jp"), (new, "new@cow.jp")):
+                signed_up = httpx.post(
+                    f"{server.base_url}/register", json={"email": email, "password": PASSWORD}
+                )
+                assert signed_up.status_code == 200, signed_up.text
+                # Each release refreshes what the other issued.
+                other = new if server is old else old
+                refreshed = httpx.post(
+                    f"{other.base_url}/refreshToken",
+                    json={"refreshToken": signed_up.json()["refreshToken"]},
+                )
+                assert refreshed.status_code == 200, refreshed.text
+                signed_in = httpx.post(
+                    f"{other.base_url}/login", json={"email": email, "password": PASSWORD}
+                )
+                assert signed_in.status_code == 200, signed_in.text
+            assert httpx.get(f"{new.base_url}/readyz").status_code == 200
+        assert "Traceback" not in old.log(settle_seconds=0)
