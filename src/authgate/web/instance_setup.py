@@ -70,9 +70,13 @@ async def check_counting_alone(settings: Settings) -> None:
             await heartbeat.beat_once()
             finding = await heartbeat.counting_alone()
         except Exception as exc:
-            if not is_database_outage(exc):
-                raise
-            logger.warning("cannot check for other instances on the database: %r", exc)
+            # Away, not migrated, or broken: the requests will say so (503, or 500 for
+            # a broken one) and /readyz keeps the balancer away; the check is skipped.
+            logger.warning(
+                "cannot check for other instances on the database (%s): %r",
+                "unavailable" if is_database_outage(exc) else "unexpected answer",
+                exc,
+            )
             return
         if settings.workers == 1:
             os.environ[INSTANCE_ID_ENV] = f"{os.getpid()}:{heartbeat.instance_id}"
