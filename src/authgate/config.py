@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # and how often each instance re-reads the ring from the database.
     key_rotation_days: int = Field(default=0, ge=0, le=3650)
     key_ring_refresh_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # How often each serve process refreshes its heartbeat row (table instances); a
+    # row not refreshed for 3 intervals is a dead process's (ignored, pruned).
+    instance_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
     # The address clients use to reach this server (scheme, host, port, no path):
     # behind a TLS proxy, https://auth.example.com. Unset: http://HOST:PORT.
     public_url: str | None = None

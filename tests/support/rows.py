@@ -13,6 +13,9 @@ from authgate.storage.tables import metadata
 # The audit log is the one table a refused request writes to (its refusal is the
 # event); "nothing written" means nothing in the tables that hold accounts and sessions.
 AUDIT_TABLES = frozenset({"audit_events"})
+# The server's own bookkeeping, written by the process rather than by a request: its
+# heartbeat row and the migrations' window.
+OPERATIONAL_TABLES = frozenset({"instances", "schema_window"})
 
 
 async def count_rows(url: URL, *, include_audit: bool = False) -> dict[str, int]:
@@ -21,6 +24,8 @@ async def count_rows(url: URL, *, include_audit: bool = False) -> dict[str, int]
         async with engine.connect() as connection:
             counts = {}
             for table in metadata.sorted_tables:
+                if table.name in OPERATIONAL_TABLES:
+                    continue
                 if table.name in AUDIT_TABLES and not include_audit:
                     continue
                 result = await connection.execute(select(func.count()).select_from(table))

@@ -77,6 +77,7 @@ def _serve(settings: Settings, metrics_listener: MetricsListener | None) -> int:
     from authgate.storage.engine import is_sqlite
     from authgate.storage.migrate import upgrade_url
     from authgate.web.http_protocol import BoundedHttpToolsProtocol
+    from authgate.web.instance_setup import check_counting_alone
 
     # Before forking workers: create the development secret once, and fail fast on
     # a missing, weak or exposed secret and on bad static keys. (The database ring
@@ -97,6 +98,9 @@ def _serve(settings: Settings, metrics_listener: MetricsListener | None) -> int:
         logger.info("database %s is at the latest migration", url.render_as_string())
     elif is_sqlite(url):
         logger.info("AUTO_MIGRATE=false: not migrating %s", url.render_as_string())
+    # memory:// counters beside another live instance count alone: refused in
+    # production, a warning in development.
+    asyncio.run(check_counting_alone(settings))
     trusted = settings.trusted_proxy_list
     # The warnings above are printed once per start, not again by each worker.
     mark_startup_reported()

@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authgate.errors import Unavailable
+from authgate.storage import tables
 from authgate.storage.engine import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     create_engine,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 # Alembic is imported inside the functions that migrate: it costs ~0.4 s of a cold
 # start (authgate.aws.handler), and serving requests only needs head_revision.
+logger = logging.getLogger("authgate")
 SCRIPT_LOCATION = "authgate.storage:migrations"
 VERSIONS_DIR = Path(__file__).parent / "migrations" / "versions"
 # How long an instance waits for another one's migrations before giving up. Long:
@@ -44,6 +46,37 @@ MIGRATION_LOCK_TIMEOUT_SECONDS = 600
 
 class MigrationLockTimeout(Unavailable):
     """Another instance held the migration lock for longer than we wait."""
+
+
+class SchemaTooNew(Unavailable):
+    """The database was migrated by newer code past the window this code serves."""
+
+
+def _ahead_of_code(sync_connection: Any) -> bool:
+    """True when a newer release has migrated the database and still serves this
+    code (a rolling upgrade: nothing to do); raises when it no longer does. Alembic
+    itself would fail on a revision it does not ship."""
+    from alembic.runtime.migration import MigrationContext
+
+    from authgate.storage import schema_window
+
+    current = MigrationContext.configure(sync_connection).get_current_revision()
+    known = schema_window.known_revisions()
+    if current is None or current in known:
+        return False
+    oldest = sync_connection.execute(
+        select(tables.schema_window.c.oldest_code_revision).where(tables.schema_window.c.id == 1)
+    ).scalar()
+    result = schema_window.verdict(
+        database_revision=current,
+        oldest_code_served=oldest,
+        code_revision=known[-1],
+        known_revisions=known,
+    )
+    if not result.ready:
+        raise SchemaTooNew(result.reason)
+    logger.info("not migrating: %s", result.reason)
+    return True
 
 
 def _config(url: URL | None = None, *, stdout: Any = None) -> Config:
@@ -88,6 +121,8 @@ async def upgrade(
     lock_timeout_seconds: int = MIGRATION_LOCK_TIMEOUT_SECONDS,
 ) -> None:
     def run(sync_connection: Any) -> None:
+        if _ahead_of_code(sync_connection):
+            return
         config = _config()
         config.attributes["connection"] = sync_connection
         from alembic import command

@@ -233,3 +233,31 @@ clients = Table(
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
+
+# One heartbeat row per live `authgate serve` process (migration 0009): each
+# worker refreshes its row, deletes it at a clean shutdown; stale rows are pruned.
+# rate_limit_storage is the kind ("memory" or "redis"), never the URL (a password).
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance_id", exact_string(32), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("rate_limit_storage", String(16), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Index("ix_instances_last_seen_at", "last_seen_at"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# One row (id 1): the oldest code revision the database still serves, written by
+# every migration from 0009 on (its OLDEST_CODE_SERVED). See storage.schema_window.
+schema_window = Table(
+    "schema_window",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("oldest_code_revision", String(32), nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)

@@ -7,6 +7,8 @@ the services through one typed accessor (``web.deps.services_of``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +23,7 @@ from authgate.config_checks import log_development_warnings, startup_already_rep
 from authgate.logs import route_events_to_stdlib
 from authgate.server_secret import ServerSecret, load_server_secret, warn_if_development
 from authgate.web import docs, problems
+from authgate.web.instance_setup import build_heartbeat
 from authgate.web.middleware import BodySizeLimit, JsonRequestGuard, SecurityHeaders
 from authgate.web.routes import account, legacy, oauth, v1, well_known
 from authgate.web.routes import sessions as sessions_routes
@@ -67,8 +70,29 @@ def create_app(
         async with services:
             await services.load_key_ring()
             services.prepare_http_api()
-            async with running_in_background(background_jobs(services)):
-                yield
+            # This process's heartbeat row (table instances), deleted at shutdown.
+            # None on Lambda: nothing runs between invocations there.
+            heartbeat = (
+                None
+                if settings.on_lambda
+                else build_heartbeat(settings, engine=services.engine, clock=services.clock)
+            )
+            heartbeat_task = (
+                asyncio.create_task(heartbeat.run_forever(), name="authgate-heartbeat")
+                if heartbeat is not None
+                else None
+            )
+            try:
+                async with running_in_background(background_jobs(services)):
+                    yield
+            finally:
+                if heartbeat is not None and heartbeat_task is not None:
+                    await heartbeat.stop()
+                    with contextlib.suppress(Exception):
+                        # A beat in hand finishes (the connect timeout at most).
+                        await asyncio.wait_for(
+                            heartbeat_task, timeout=settings.db_connect_timeout_seconds + 5
+                        )
 
     app = FastAPI(
         title="authgate",

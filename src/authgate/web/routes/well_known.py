@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 
 from authgate.errors import Unavailable
+from authgate.storage import schema_window
 from authgate.storage.faults import is_database_outage
 from authgate.web.deps import AppServices
 from authgate.web.schemas import HealthResponse
@@ -32,8 +32,11 @@ async def healthz() -> HealthResponse:
 async def readyz(services: AppServices) -> HealthResponse:
     try:
         async with services.engine.connect() as connection:
-            result = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            revision = result.scalar()
+            verdict = (
+                await schema_window.check(connection, services.schema_revision)
+                if services.schema_revision is not None
+                else None
+            )
     except Exception as exc:
         # Unreachable, or reachable but never migrated (AUTO_MIGRATE=false): either
         # way every request would fail, so a load balancer must not send any. Any
@@ -43,9 +46,10 @@ async def readyz(services: AppServices) -> HealthResponse:
         raise Unavailable(
             "The database is not reachable or not migrated.", detail_for_log=repr(exc)
         ) from None
-    if services.schema_revision is not None and revision != services.schema_revision:
+    # Expand/contract: a database ahead of the code is served within its window.
+    if verdict is not None and not verdict.ready:
         raise Unavailable(
-            "The database schema is not at the version this server needs; run authgate migrate.",
-            detail_for_log=f"schema at {revision!r}, code expects {services.schema_revision!r}",
+            f"The database schema is not at a version this server serves; {verdict.action}.",
+            detail_for_log=verdict.reason,
         )
     return HealthResponse(status="ok")
