@@ -116,3 +116,20 @@ async def test_the_retried_victim_commits_after_the_winner(engine: AsyncEngine) 
         }
     # The victim's retry committed last, over both rows: nothing of its first try.
     assert hashes == {f"side {victim}"}
+
+
+async def _sync_wait(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(
+            (await connection.exec_driver_sql("SELECT @@session.wsrep_sync_wait")).scalar_one()
+        )
+
+
+async def test_causal_reads_are_ignored_where_wsrep_is_off(mariadb: URL) -> None:
+    # The shared test server is a plain MariaDB (wsrep_on=OFF): the setting must
+    # neither fail the connect nor change the session. tests/galera shows it on.
+    engine = create_engine(mariadb, pool_size=1, causal_reads=True)
+    try:
+        assert await _sync_wait(engine) == 0
+    finally:
+        await engine.dispose()

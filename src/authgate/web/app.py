@@ -168,6 +168,7 @@ def create_app(
             pool_size=settings.db_pool_size,
             connect_timeout=settings.db_connect_timeout_seconds,
             pool_timeout=settings.db_pool_timeout_seconds,
+            causal_reads=settings.database_causal_reads,
         )
         hasher = Argon2PasswordHasher(
             Argon2Parameters(
