@@ -35,7 +35,7 @@ The web layer maps each class to a status code in exactly one place
     │   ├── UnauthorizedClient    the client may not use this grant type
     │   └── UnsupportedGrantType  a grant type authgate does not offer (e.g. ``password``)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
-        ├── TransactionConflict   deadlock, lock wait timeout or Galera certification conflict
+        ├── TransactionConflict   deadlock or Galera certification conflict (MySQL error 1213)
         │                         (retried by services.transactions, 503 once attempts run out)
         ├── MailDeliveryFailed    the SMTP server refused or could not be reached (drainer only)
         └── ProviderUnavailable   the provider's signing keys cannot be obtained

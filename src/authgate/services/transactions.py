@@ -2,8 +2,8 @@
 
 On a multi-master engine (Galera) two nodes each commit locally and certification
 then aborts one of them: the loser sees a deadlock error (1213) at COMMIT or on its
-next statement, though it did nothing wrong. On a single MariaDB a deadlock or a
-lock wait timeout does the same. The unit of work reports each as
+next statement, though it did nothing wrong. On a single MariaDB a deadlock does
+the same. The unit of work reports both as
 :class:`~authgate.errors.TransactionConflict`, with nothing committed; running the
 *whole* unit of work again (reads included) lets the loser see the winner's rows:
 a refresh that lost the rotation race gets the same successor, a sign-up that lost

@@ -18,13 +18,14 @@ from authgate.errors import TransactionConflict, Unavailable
 # socket from the transport. Seen when MariaDB is killed under load.
 ASYNCMY_TRANSPORT_GONE = "Transport does not expose socket instance"
 
-# MySQL/MariaDB errors after which the server has rolled the transaction back (or
-# the statement, for 1205: the unit of work then rolls back the rest) and running
-# it again may succeed: 1213 ER_LOCK_DEADLOCK, which is also how Galera reports a
-# transaction that lost certification to a conflicting one from another node (at
-# COMMIT, or on the next statement of a brute-force-aborted one), and 1205
-# ER_LOCK_WAIT_TIMEOUT.
-RETRYABLE_MYSQL_ERRORS = frozenset({1205, 1213})
+# MySQL/MariaDB errors after which the server has rolled the transaction back and
+# running it again may succeed: 1213 ER_LOCK_DEADLOCK, which is also how Galera
+# reports a transaction that lost certification to a conflicting one from another
+# node (at COMMIT, or on the next statement of a brute-force-aborted one). Not 1205
+# ER_LOCK_WAIT_TIMEOUT: it comes after innodb_lock_wait_timeout (50 s by default)
+# of waiting, so another attempt would only hold the request (and a pooled
+# connection) that long again; it stays a plain 503.
+RETRYABLE_MYSQL_ERRORS = frozenset({1213})
 
 
 def is_transport_gone(exc: BaseException) -> bool:
