@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # failed connect does not wake the waiters (SQLAlchemy's pool), so with the
     # database down this is how long requests past the pool's size wait for their 503.
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # On a Galera cluster: every connection waits for its node to apply what the
+    # cluster has committed before each read (wsrep_sync_wait=1), so a token issued
+    # through one node is found at once on another. Ignored on other databases.
+    database_causal_reads: bool = False
     auto_migrate: bool = True
     # Where the app runs. "lambda" (or "auto" with AWS_LAMBDA_FUNCTION_NAME set, as the
     # Lambda runtime does): no background timers (nothing runs between invocations;

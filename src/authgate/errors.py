@@ -35,6 +35,8 @@ The web layer maps each class to a status code in exactly one place
     │   ├── UnauthorizedClient    the client may not use this grant type
     │   └── UnsupportedGrantType  a grant type authgate does not offer (e.g. ``password``)
     └── Unavailable               a dependency (database, provider keys) cannot answer now
+        ├── TransactionConflict   deadlock or Galera certification conflict (MySQL error 1213)
+        │                         (retried by services.transactions, 503 once attempts run out)
         ├── MailDeliveryFailed    the SMTP server refused or could not be reached (drainer only)
         └── ProviderUnavailable   the provider's signing keys cannot be obtained
 """
@@ -222,6 +224,15 @@ class UnsupportedGrantType(OAuthError):
 class Unavailable(AuthError):
     code = "unavailable"
     message = "The service is temporarily unavailable."
+
+
+class TransactionConflict(Unavailable):
+    """The database rolled the transaction back to resolve a conflict with another one.
+
+    Nothing of it was committed, so the whole unit of work may run again; the
+    client sees the plain ``unavailable`` 503 only once the retries run out."""
+
+    code = "unavailable"
 
 
 class MailDeliveryFailed(Unavailable):

@@ -6,7 +6,13 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from authgate.storage.faults import ASYNCMY_TRANSPORT_GONE, is_database_outage, unavailable
+from authgate.errors import TransactionConflict
+from authgate.storage.faults import (
+    ASYNCMY_TRANSPORT_GONE,
+    is_database_outage,
+    is_transaction_conflict,
+    unavailable,
+)
 
 
 class DriverError(Exception):
@@ -57,3 +63,20 @@ def test_an_exhausted_pool_says_so_in_the_log() -> None:
     error = unavailable(PoolTimeout("QueuePool limit of size 1 overflow 0 reached"))
     assert error.detail_for_log is not None
     assert error.detail_for_log.startswith("database pool: ")
+
+
+@pytest.mark.parametrize(
+    ("code", "conflict"),
+    # 1205 (lock wait timeout) is a 503 without a retry: it already waited 50 s.
+    [(1213, True), (1205, False), (2013, False), (1047, False)],
+    ids=["deadlock", "lock-wait-timeout", "lost-connection", "wsrep-not-ready"],
+)
+def test_deadlocks_are_retryable_conflicts(code: int, conflict: bool) -> None:
+    error = unavailable(OperationalError("COMMIT", {}, DriverError(code, "words")))
+    assert isinstance(error, TransactionConflict) is conflict
+    assert error.code == "unavailable"  # clients see the same 503 either way
+
+
+def test_a_duplicate_key_is_never_a_conflict() -> None:
+    error = IntegrityError("INSERT", {}, DriverError(1213, "not really"))
+    assert not is_transaction_conflict(error)

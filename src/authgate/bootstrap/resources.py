@@ -227,6 +227,8 @@ class Resources:
             pool_timeout=settings.db_pool_timeout_seconds,
             # A Lambda container: one connection, pinged after a freeze.
             serverless=settings.on_lambda,
+            # Galera: reads wait for the node to apply what others committed.
+            causal_reads=settings.database_causal_reads,
         )
         if self.metrics is not None:
             self.metrics.watch_pool(engine)

@@ -25,7 +25,8 @@ from authgate.services.audit import AuditTrail
 from authgate.services.mail_delivery import MailOutbox
 from authgate.services.one_time_tokens import VERIFY
 from authgate.services.password_policy import MAX_PASSWORD_LENGTH, PasswordPolicy
-from authgate.services.sessions import SessionService
+from authgate.services.sessions import SessionService, StartedSession
+from authgate.services.transactions import ConflictRetry
 
 MAX_NAME_LENGTH = 100
 
@@ -60,8 +61,10 @@ class AccountService:
         outbox: MailOutbox | None = None,
         email_verification: str = "off",
         observer: Observer = NO_OBSERVER,
+        conflicts: ConflictRetry | None = None,
     ) -> None:
         self._observer = observer
+        self._conflicts = conflicts or ConflictRetry()
         # Email verification (issue 11): off | optional | required; the outbox
         # carries the sign-up mail when it is not off.
         self._outbox = outbox
@@ -102,14 +105,25 @@ class AccountService:
             password_hash=password_hash,
             created_at=now,
         )
-        async with self._uow() as uow:
-            await uow.users.add(user)  # the unique index decides races: EmailTaken
-            if self._outbox is not None and self._verification != "off":
-                await self._outbox.enqueue(uow, user_id=user.id, purpose=VERIFY, address=user.email)
-            if self._verification == "required":
-                await self._audit.add(uow, self._audit.event("signup", client, user_id=user.id))
-                return VerificationRequired()
-            started = await self._sessions.start(uow, user, client, event="signup")
+
+        async def create() -> StartedSession | VerificationRequired:
+            async with self._uow() as uow:
+                await uow.users.add(user)  # the unique index decides races: EmailTaken
+                if self._outbox is not None and self._verification != "off":
+                    await self._outbox.enqueue(
+                        uow, user_id=user.id, purpose=VERIFY, address=user.email
+                    )
+                if self._verification == "required":
+                    await self._audit.add(uow, self._audit.event("signup", client, user_id=user.id))
+                    return VerificationRequired()
+                return await self._sessions.start(uow, user, client, event="signup")
+
+        # On Galera two nodes may both insert the address and one then fails
+        # certification (a conflict, not a duplicate key): run again, the unique
+        # index sees the winner's row and the loser gets 409 EmailTaken.
+        started = await self._conflicts.run(create, name="sign-up")
+        if isinstance(started, VerificationRequired):
+            return started
         return self._sessions.tokens_for(started)
 
     async def sign_in(
@@ -182,17 +196,21 @@ class AccountService:
         # re-hashed to plain argon2id in the transaction that starts the session.
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = await self._hasher.hash(password)
-        async with self._uow() as uow:
-            if new_hash is not None:
-                await uow.users.set_password_hash(user.id, new_hash)
-            started = await self._sessions.start(
-                uow,
-                user,
-                client,
-                event="signin",
-                reason="password_rehashed" if new_hash is not None else None,
-                oauth_client=oauth_client,
-            )
+
+        async def start_session() -> StartedSession:
+            async with self._uow() as uow:
+                if new_hash is not None:
+                    await uow.users.set_password_hash(user.id, new_hash)
+                return await self._sessions.start(
+                    uow,
+                    user,
+                    client,
+                    event="signin",
+                    reason="password_rehashed" if new_hash is not None else None,
+                    oauth_client=oauth_client,
+                )
+
+        started = await self._conflicts.run(start_session, name="sign-in")
         return self._sessions.tokens_for(started)
 
     async def _audit_lock(self, key: str, client: ClientInfo, *, started: bool) -> None:

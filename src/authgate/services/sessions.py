@@ -41,6 +41,7 @@ from authgate.domain.observations import NO_OBSERVER, Observer, RefreshOutcome
 from authgate.domain.ports import AccessTokenIssuer, Throttles, UnitOfWork, UnitOfWorkFactory
 from authgate.errors import InvalidRefreshToken, RefreshTokenReused, TooManyRequests
 from authgate.services.audit import AuditTrail
+from authgate.services.transactions import ConflictRetry
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,10 @@ class SessionService:
         throttles: Throttles,
         sealer: SuccessorSealer,
         observer: Observer = NO_OBSERVER,
+        conflicts: ConflictRetry | None = None,
     ) -> None:
         self._observer = observer
+        self._conflicts = conflicts or ConflictRetry()
         self._throttles = throttles
         self._sealer = sealer
         self._uow = uow
@@ -214,18 +217,27 @@ class SessionService:
         await self._throttles.check_ip("refresh", client.address or "")
         token_hash = _hash_presented(token)
         expected_client = oauth_client.session_client_id if oauth_client else None
-        async with self._uow() as uow:
-            rotation = await self._rotate(
-                uow, token, token_hash, expected_email_key, expected_client
-            )
-            reused = rotation.outcome is RotationOutcome.REUSED
-            event = self._audit.event(
-                "refresh_reuse_detected" if reused else "refresh",
-                client,
-                user_id=rotation.user.id,
-                session_id=rotation.session_id,
-            )
-            await self._audit.add(uow, event)
+
+        async def rotate_and_audit() -> Rotation:
+            async with self._uow() as uow:
+                rotation = await self._rotate(
+                    uow, token, token_hash, expected_email_key, expected_client
+                )
+                reused = rotation.outcome is RotationOutcome.REUSED
+                event = self._audit.event(
+                    "refresh_reuse_detected" if reused else "refresh",
+                    client,
+                    user_id=rotation.user.id,
+                    session_id=rotation.session_id,
+                )
+                await self._audit.add(uow, event)
+            return rotation
+
+        # A conflict (another node rotated the same token first, or a deadlock)
+        # runs the whole rotation again: the loser then reads the winner's
+        # successor and gets it within the leeway, and a reuse detection's
+        # revocation is retried, never dropped.
+        rotation = await self._conflicts.run(rotate_and_audit, name="refresh")
         # Raised only after the block has committed the family's revocation.
         if rotation.refresh_token is None:
             raise RefreshTokenReused(
@@ -309,18 +321,22 @@ class SessionService:
             token_hash = _hash_presented(token)
         except InvalidRefreshToken:
             return
-        async with self._uow() as uow:
-            found = await uow.sessions.find_token(token_hash)
-            if found is None:
-                return
-            session, user = found.session, found.user
-            if expected_email_key is not None and user.email_key != expected_email_key:
-                return
-            await uow.sessions.revoke_session(session.id, at=self._clock.now(), reason="logout")
-            event = self._audit.event(
-                "revoke", client, user_id=session.user_id, session_id=session.id
-            )
-            await self._audit.add(uow, event)
+
+        async def revoke_and_audit() -> None:
+            async with self._uow() as uow:
+                found = await uow.sessions.find_token(token_hash)
+                if found is None:
+                    return
+                session, user = found.session, found.user
+                if expected_email_key is not None and user.email_key != expected_email_key:
+                    return
+                await uow.sessions.revoke_session(session.id, at=self._clock.now(), reason="logout")
+                event = self._audit.event(
+                    "revoke", client, user_id=session.user_id, session_id=session.id
+                )
+                await self._audit.add(uow, event)
+
+        await self._conflicts.run(revoke_and_audit, name="revoke")
 
     def _check_usable(self, session: SessionRecord, now: datetime) -> None:
         if session.revoked_at is not None:

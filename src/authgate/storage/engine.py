@@ -64,8 +64,10 @@ def create_engine(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT_SECONDS,
     serverless: bool = False,
+    causal_reads: bool = False,
 ) -> AsyncEngine:
-    """``serverless``: a pool for an AWS Lambda container (see :data:`SERVERLESS_POOL`)."""
+    """``serverless``: a pool for an AWS Lambda container (see :data:`SERVERLESS_POOL`).
+    ``causal_reads``: DATABASE_CAUSAL_READS (Galera only, see ``_make_causal``)."""
     if is_sqlite(url):
         return _sqlite_engine(url, pool_timeout=pool_timeout)
     pool: dict[str, Any] = {
@@ -84,7 +86,7 @@ def create_engine(
         # Bound parameters (password hashes, token hashes) never appear in the text
         # of a database error, which may reach a log.
         hide_parameters=True,
-        async_creator=_bounded_connect(url, timeout=connect_timeout),
+        async_creator=_bounded_connect(url, timeout=connect_timeout, causal_reads=causal_reads),
         pool_timeout=pool_timeout,
         **pool,
         # Every unit of work ends in COMMIT or ROLLBACK itself; the pool's extra
@@ -96,7 +98,9 @@ def create_engine(
     )
 
 
-def _bounded_connect(url: URL, *, timeout: float) -> Callable[[], Awaitable[Any]]:
+def _bounded_connect(
+    url: URL, *, timeout: float, causal_reads: bool = False
+) -> Callable[[], Awaitable[Any]]:
     """asyncmy's connect, bounded in time, failing only with driver errors.
 
     asyncmy's own ``connect_timeout`` covers the TCP connect but not the handshake:
@@ -114,7 +118,10 @@ def _bounded_connect(url: URL, *, timeout: float) -> Callable[[], Awaitable[Any]
     async def connect() -> Any:
         try:
             async with asyncio.timeout(timeout):
-                return await asyncmy.connect(*cargs, **cparams)
+                connection = await asyncmy.connect(*cargs, **cparams)
+                if causal_reads:
+                    await _make_causal(connection)
+                return connection
         except TimeoutError as exc:
             raise OperationalError(
                 _CR_CONN_HOST_ERROR,
@@ -130,6 +137,24 @@ def _bounded_connect(url: URL, *, timeout: float) -> Callable[[], Awaitable[Any]
             ) from exc
 
     return connect
+
+
+async def _make_causal(connection: Any) -> None:
+    """On a Galera node, make every read of this connection causal.
+
+    Galera replicates synchronously but applies asynchronously: a node may answer
+    a read before applying a transaction another node has already committed, so a
+    refresh token issued through node 1 and presented at once on node 2 could be
+    "unknown" (a false 401 that logs the user out). ``wsrep_sync_wait=1`` makes each
+    read wait for the node to catch up first (a cluster round trip per read). Only
+    where wsrep is on: plain MariaDB has the variable too (it is a no-op there, but
+    costs nothing to skip), MySQL has neither.
+    """
+    async with connection.cursor() as cursor:
+        await cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+        row = await cursor.fetchone()
+        if row is not None and str(row[1]).upper() == "ON":
+            await cursor.execute("SET SESSION wsrep_sync_wait = 1")
 
 
 def _sqlite_engine(url: URL, *, pool_timeout: float) -> AsyncEngine:
