@@ -298,19 +298,23 @@ def _token(row: Any, prefix: str = "") -> RefreshTokenRecord:
 _successor = refresh_tokens.alias("successor")
 _successors_successor = refresh_tokens.alias("successors_successor")
 
+# A session's columns as the session-and-user reads label them ("s_" prefix).
+_SESSION_COLUMNS = (
+    sessions.c.id.label("s_id"),
+    sessions.c.user_id.label("s_user_id"),
+    sessions.c.created_at.label("s_created_at"),
+    sessions.c.absolute_expires_at.label("s_absolute_expires_at"),
+    sessions.c.revoked_at.label("s_revoked_at"),
+    sessions.c.revoked_reason.label("s_revoked_reason"),
+    sessions.c.client_id.label("s_client_id"),
+)
 # One round trip for everything a refresh decides on: the token, its session, its
 # user, its successor if it was rotated, and whether that successor was rotated in
 # turn (both outer joins are lookups on the unique parent_id index).
 _TOKEN_SESSION_USER = (
     select(
         refresh_tokens,
-        sessions.c.id.label("s_id"),
-        sessions.c.user_id.label("s_user_id"),
-        sessions.c.created_at.label("s_created_at"),
-        sessions.c.absolute_expires_at.label("s_absolute_expires_at"),
-        sessions.c.revoked_at.label("s_revoked_at"),
-        sessions.c.revoked_reason.label("s_revoked_reason"),
-        sessions.c.client_id.label("s_client_id"),
+        *_SESSION_COLUMNS,
         *(column.label(f"u_{column.name}") for column in users.c),
         *(column.label(f"n_{column.name}") for column in _successor.c),
         _successors_successor.c.id.label("nn_id"),
@@ -431,13 +435,7 @@ _LIVE_SESSIONS = (
 # (outer join: a deleted account's session rows are gone with it, but be exact).
 _SESSION_AND_USER = (
     select(
-        sessions.c.id.label("s_id"),
-        sessions.c.user_id.label("s_user_id"),
-        sessions.c.created_at.label("s_created_at"),
-        sessions.c.absolute_expires_at.label("s_absolute_expires_at"),
-        sessions.c.revoked_at.label("s_revoked_at"),
-        sessions.c.revoked_reason.label("s_revoked_reason"),
-        sessions.c.client_id.label("s_client_id"),
+        *_SESSION_COLUMNS,
         *(column.label(f"u_{column.name}") for column in users.c),
     )
     .outerjoin(users, users.c.id == sessions.c.user_id)
